@@ -1,0 +1,73 @@
+"""Repositories that let Debian's Bazel 4.2.3 work with no network.
+
+Bazel 4 downloads @rules_cc, @rules_java and @remote_coverage_tools as soon as
+a py_binary, py_test or sh_test is analysed. These rules provide local
+stand-ins instead. Bazel 5 and later (and any Bazel with a version string
+other than 4.x) are left alone: they fetch their own versions as usual.
+"""
+
+_DEBIAN_RULES_JAVA = "/usr/share/bazel/rules/java"
+
+def needs_offline_bootstrap(bazel_version):
+    """Whether this Bazel is the offline Bazel 4 the stand-ins are for.
+
+    Args:
+      bazel_version: `native.bazel_version`; Debian's build reports none.
+
+    Returns:
+      True for Bazel 4.x and for Bazel builds without a version.
+    """
+    return bazel_version in ("", "no_version") or bazel_version.startswith("4.")
+
+def _offline_rules_cc_impl(rctx):
+    rctx.file("WORKSPACE", 'workspace(name = "rules_cc")\n')
+    rctx.file("BUILD", "")
+    rctx.file("cc/BUILD", "")
+    rctx.symlink(rctx.attr._defs, "cc/defs.bzl")
+
+_offline_rules_cc = repository_rule(
+    implementation = _offline_rules_cc_impl,
+    attrs = {"_defs": attr.label(default = "//tools/offline:rules_cc.defs.bzl")},
+    doc = "@rules_cc whose cc/defs.bzl re-exports Bazel 4's native C++ rules.",
+)
+
+def _offline_remote_coverage_tools_impl(rctx):
+    rctx.file("WORKSPACE", 'workspace(name = "remote_coverage_tools")\n')
+    rctx.symlink(rctx.attr._build, "BUILD")
+    rctx.symlink(rctx.attr._script, "coverage_unavailable.sh")
+
+_offline_remote_coverage_tools = repository_rule(
+    implementation = _offline_remote_coverage_tools_impl,
+    attrs = {
+        "_build": attr.label(default = "//tools/offline:remote_coverage_tools.BUILD"),
+        "_script": attr.label(default = "//tools/offline:coverage_unavailable.sh"),
+    },
+    doc = "@remote_coverage_tools with the two targets every test rule names.",
+)
+
+def _debian_rules_java_impl(rctx):
+    source = rctx.path(_DEBIAN_RULES_JAVA)
+    if not source.exists:
+        fail("Bazel 4 needs @rules_java, which it cannot download offline. " +
+             "Install Debian's package with `apt-get install bazel-rules-java` " +
+             "(tools/bazel does this for you), or use Bazel 6 or later.")
+    for child in source.readdir():
+        rctx.symlink(child, child.basename)
+
+_debian_rules_java = repository_rule(
+    implementation = _debian_rules_java_impl,
+    doc = "@rules_java from Debian's bazel-rules-java package (" + _DEBIAN_RULES_JAVA + ").",
+    local = True,
+)
+
+def offline_bootstrap_repositories():
+    """Declares the Bazel 4 stand-ins unless the workspace already has them."""
+    if not needs_offline_bootstrap(native.bazel_version):
+        return
+    existing = native.existing_rules()
+    if "rules_cc" not in existing:
+        _offline_rules_cc(name = "rules_cc")
+    if "rules_java" not in existing:
+        _debian_rules_java(name = "rules_java")
+    if "remote_coverage_tools" not in existing:
+        _offline_remote_coverage_tools(name = "remote_coverage_tools")

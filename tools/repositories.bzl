@@ -1,0 +1,26 @@
+"""Workspace set-up for rules_ssd_tflite.
+
+In a WORKSPACE file:
+
+    load("@rules_ssd_tflite//tools:repositories.bzl", "rules_ssd_tflite_dependencies", "rules_ssd_tflite_register_toolchains")
+    rules_ssd_tflite_dependencies()
+    rules_ssd_tflite_register_toolchains()
+"""
+
+load("//tools/private:offline_bootstrap.bzl", "offline_bootstrap_repositories")
+load("//tools/private:python_venv.bzl", "python_venv")
+
+PYTHON_REPOSITORY = "rules_ssd_tflite_python"
+
+def rules_ssd_tflite_dependencies():
+    """Declares the Python environment and, on Debian's Bazel 4, the offline stand-ins."""
+    offline_bootstrap_repositories()
+    if PYTHON_REPOSITORY not in native.existing_rules():
+        python_venv(
+            name = PYTHON_REPOSITORY,
+            requirements_lock = Label("//:requirements_lock.txt"),
+        )
+
+def rules_ssd_tflite_register_toolchains():
+    """Registers the locked virtualenv as the Python toolchain of the workspace."""
+    native.register_toolchains("@{}//:toolchain".format(PYTHON_REPOSITORY))
