@@ -1,0 +1,116 @@
+"""Exports an SSD checkpoint as a frozen TFLite-ready graph (`tflite_graph.pb`).
+
+The graph takes the preprocessed image `normalized_input_image_tensor`
+[1, H, W, 3], computes `raw_outputs/box_encodings` [1, N, 4] and
+`raw_outputs/class_predictions` [1, N, num_classes + 1] (after the config's
+score converter), holds the anchors as the const `anchors` [N, 4], and, with
+the post-processing op, ends in `TFLite_Detection_PostProcess`. Variables
+become constants as the graph is built, so the graph is frozen by construction.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+
+from ssd_tflite import anchors, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, resnet_v1_fpn
+from ssd_tflite.checkpoint import CheckpointSource
+from ssd_tflite.errors import ExportError
+from ssd_tflite.layers import LayerBuilder, VariableSource
+from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.postprocess_op import (ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags,
+                                       add_to_graph_def)
+
+GRAPH_FILE = "tflite_graph.pb"
+GRAPH_TEXT_FILE = "tflite_graph.pbtxt"
+
+FEATURE_EXTRACTORS = {
+    pipeline_config.MOBILENET_V1: mobilenet_v1.extract_features,
+    pipeline_config.MOBILENET_V2: mobilenet_v2.extract_features,
+    pipeline_config.RESNET50_V1_FPN: resnet_v1_fpn.extract_features,
+}
+
+
+@dataclasses.dataclass
+class ExportedGraph:
+    graph_def: tf.compat.v1.GraphDef
+    feature_map_shapes: list[tuple[int, int]]
+    anchors: np.ndarray
+
+
+def _convert_scores(logits: tf.Tensor, spec: ModelSpec) -> tf.Tensor:
+    with tf.compat.v1.name_scope("Postprocessor"):
+        if spec.logit_scale != 1.0:
+            logits = tf.divide(logits, spec.logit_scale, name="scale_logits")
+        if spec.score_converter == "SIGMOID":
+            return tf.sigmoid(logits, name="convert_scores")
+        if spec.score_converter == "SOFTMAX":
+            return tf.nn.softmax(logits, name="convert_scores")
+        return tf.identity(logits, name="convert_scores")
+
+
+def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostProcessingFlags | None,
+                graph: tf.Graph | None = None) -> ExportedGraph:
+    """Builds the export graph in `graph` (a new one by default) and returns its GraphDef.
+
+    `postprocessing` None leaves out the TFLite_Detection_PostProcess node.
+    """
+    graph = graph or tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, spec.height, spec.width, 3], name=INPUT_NAME)
+        backbone = LayerBuilder(source, spec.quantized, spec.feature_extractor.batch_norm_epsilon)
+        feature_maps = FEATURE_EXTRACTORS[spec.feature_extractor.type](backbone, images, spec.feature_extractor)
+        heads = LayerBuilder(source, spec.quantized, spec.box_predictor.batch_norm_epsilon)
+        box_encodings, logits = box_predictors.predict(heads, feature_maps, spec)
+        tf.identity(box_encodings, name=BOX_ENCODINGS)
+        tf.identity(_convert_scores(logits, spec), name=CLASS_PREDICTIONS)
+        shapes = [(int(feature_map.shape[1]), int(feature_map.shape[2])) for feature_map in feature_maps]
+        anchor_boxes = anchors.generate(spec.anchors, shapes, (spec.height, spec.width))
+        if anchor_boxes.shape[0] != int(box_encodings.shape[1]):
+            raise ExportError(f"{anchor_boxes.shape[0]} anchors but {box_encodings.shape[1]} box predictions")
+        tf.constant(anchor_boxes, name=ANCHORS)
+    graph_def = graph.as_graph_def()
+    if postprocessing is not None:
+        add_to_graph_def(graph_def, spec, postprocessing)
+    return ExportedGraph(graph_def, shapes, anchor_boxes)
+
+
+def _write_atomically(directory: str, files: dict[str, bytes]) -> None:
+    """Writes all files or none: each goes to a temporary name first."""
+    os.makedirs(directory, exist_ok=True)
+    staged = []
+    try:
+        for name, content in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+            staged.append((temporary, os.path.join(directory, name)))
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    finally:
+        for temporary, _ in staged:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: str, output_directory: str,
+                        add_postprocessing_op: bool = True,
+                        postprocessing: PostProcessingFlags = PostProcessingFlags(),
+                        config_override: str = "", write_pbtxt: bool = True) -> ExportedGraph:
+    """Reads config and checkpoint, builds the graph, and writes it to `output_directory`.
+
+    Nothing is written unless the checkpoint matched the config exactly.
+    """
+    spec = pipeline_config.read(pipeline_config_path, config_override)
+    source = CheckpointSource(trained_checkpoint_prefix, spec.use_moving_averages)
+    exported = build_graph(spec, source, postprocessing if add_postprocessing_op else None)
+    source.verify(f"{pipeline_config_path} ({spec.feature_extractor.type}, "
+                  f"{'quantized' if spec.quantized else 'float'}, {spec.num_classes} classes)")
+    files = {GRAPH_FILE: exported.graph_def.SerializeToString()}
+    if write_pbtxt:
+        files[GRAPH_TEXT_FILE] = text_format.MessageToString(exported.graph_def).encode()
+    _write_atomically(output_directory, files)
+    return exported

@@ -1,0 +1,267 @@
+"""Reads `pipeline.config` into the typed settings the export needs.
+
+The file is parsed with protobuf text format against `pipeline_schema`;
+fields the export does not use are skipped, and anything it cannot export is
+refused with the path of the field at fault.
+"""
+
+import dataclasses
+from typing import Optional
+
+from google.protobuf import text_format
+
+from ssd_tflite import pipeline_schema
+from ssd_tflite.errors import ConfigError
+
+MOBILENET_V1 = "ssd_mobilenet_v1"
+MOBILENET_V2 = "ssd_mobilenet_v2"
+RESNET50_V1_FPN = "ssd_resnet50_v1_fpn"
+FEATURE_EXTRACTORS = (MOBILENET_V1, MOBILENET_V2, RESNET50_V1_FPN)
+
+
+@dataclasses.dataclass(frozen=True)
+class SsdAnchors:
+    """`ssd_anchor_generator`: hand-picked scales per feature map (SSD paper)."""
+    num_layers: int
+    min_scale: float
+    max_scale: float
+    scales: tuple[float, ...]
+    aspect_ratios: tuple[float, ...]
+    interpolated_scale_aspect_ratio: float
+    reduce_boxes_in_lowest_layer: bool
+    base_anchor_height: float
+    base_anchor_width: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiscaleAnchors:
+    """`multiscale_anchor_generator`: RetinaNet anchors on FPN levels."""
+    min_level: int
+    max_level: int
+    anchor_scale: float
+    aspect_ratios: tuple[float, ...]
+    scales_per_octave: int
+    normalize_coordinates: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureExtractorSpec:
+    type: str
+    depth_multiplier: float
+    min_depth: int
+    use_depthwise: bool
+    batch_norm_epsilon: float
+    fpn_min_level: int
+    fpn_max_level: int
+    fpn_depth: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BoxPredictorSpec:
+    weight_shared: bool
+    kernel_size: int
+    use_depthwise: bool
+    num_layers_before_predictor: int
+    depth: int
+    batch_norm_epsilon: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything about one SSD model that shapes its exported graph."""
+    num_classes: int
+    height: int
+    width: int
+    feature_extractor: FeatureExtractorSpec
+    box_predictor: BoxPredictorSpec
+    anchors: SsdAnchors | MultiscaleAnchors
+    box_coder_scales: tuple[float, float, float, float]  # y, x, height, width
+    score_converter: str
+    logit_scale: float
+    nms_score_threshold: float
+    nms_iou_threshold: float
+    quantized: bool
+    use_moving_averages: bool
+
+    @property
+    def num_anchors_per_location(self) -> tuple[int, ...]:
+        """Anchors per cell of each feature map, in feature-map order."""
+        if isinstance(self.anchors, MultiscaleAnchors):
+            levels = self.anchors.max_level - self.anchors.min_level + 1
+            return (len(self.anchors.aspect_ratios) * self.anchors.scales_per_octave,) * levels
+        per_layer = len(self.anchors.aspect_ratios) + (self.anchors.interpolated_scale_aspect_ratio > 0)
+        counts = [per_layer] * self.anchors.num_layers
+        if self.anchors.reduce_boxes_in_lowest_layer:
+            counts[0] = 3
+        return tuple(counts)
+
+
+def read(path: str, config_override: str = "") -> ModelSpec:
+    """Parses and validates the pipeline config at `path`."""
+    try:
+        with open(path) as config_file:
+            text = config_file.read()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the pipeline config: {error.strerror}") from None
+    return parse(text, path, config_override)
+
+
+def parse(text: str, path: str = "pipeline.config", config_override: str = "") -> ModelSpec:
+    """Parses config text; `config_override` is text format merged on top."""
+    config = pipeline_schema.TrainEvalPipelineConfig()
+    for source, content in ((path, text), ("--config_override", config_override)):
+        try:
+            text_format.Merge(content, config, allow_unknown_field=True)
+        except text_format.ParseError as error:
+            raise ConfigError(f"{source}:{error}") from None
+    return _model_spec(config, path)
+
+
+def _which(message, path: str, config_path: str) -> Optional[str]:
+    """Name of the one field set in a message that is used as a oneof."""
+    present = [field.name for field, _ in message.ListFields()]
+    if len(present) > 1:
+        raise ConfigError(f"{config_path}: {path}: only one of {', '.join(present)} may be set")
+    return present[0] if present else None
+
+
+def _require(condition: bool, config_path: str, field_path: str, value, why: str) -> None:
+    if not condition:
+        raise ConfigError(f"{config_path}: {field_path}: {value!r} is not supported: {why}")
+
+
+def _model_spec(config, path: str) -> ModelSpec:
+    kind = _which(config.model, "model", path)
+    _require(kind == "ssd", path, "model", kind, "only SSD detection models can be exported to TFLite")
+    ssd = config.model.ssd
+    _require(ssd.num_classes > 0, path, "model.ssd.num_classes", ssd.num_classes, "it must be positive")
+
+    resizer = _which(ssd.image_resizer, "model.ssd.image_resizer", path)
+    _require(resizer == "fixed_shape_resizer", path, "model.ssd.image_resizer", resizer,
+             "TFLite models need a fixed input size (fixed_shape_resizer)")
+    size = ssd.image_resizer.fixed_shape_resizer
+
+    extractor = ssd.feature_extractor
+    _require(extractor.type in FEATURE_EXTRACTORS, path, "model.ssd.feature_extractor.type", extractor.type,
+             "supported types are " + ", ".join(FEATURE_EXTRACTORS))
+    _require(not extractor.use_explicit_padding, path, "model.ssd.feature_extractor.use_explicit_padding",
+             True, "only SAME padding is implemented")
+    _require(extractor.pad_to_multiple == 1, path, "model.ssd.feature_extractor.pad_to_multiple",
+             extractor.pad_to_multiple, "the fixed input size is used as is")
+    is_fpn = extractor.type == RESNET50_V1_FPN
+    _require(not is_fpn or extractor.HasField("fpn"), path, "model.ssd.feature_extractor.fpn", None,
+             f"{RESNET50_V1_FPN} needs an fpn block with min_level and max_level")
+    if is_fpn:
+        _require(2 <= extractor.fpn.min_level <= 5 <= extractor.fpn.max_level, path,
+                 "model.ssd.feature_extractor.fpn", (extractor.fpn.min_level, extractor.fpn.max_level),
+                 "ResNet50 blocks give levels 2..5, so min_level must be 2..5 and max_level at least 5")
+
+    coder = _which(ssd.box_coder, "model.ssd.box_coder", path)
+    _require(coder == "faster_rcnn_box_coder", path, "model.ssd.box_coder", coder,
+             "TFLite_Detection_PostProcess decodes faster_rcnn_box_coder boxes only")
+    scales = ssd.box_coder.faster_rcnn_box_coder
+
+    predictor_kind = _which(ssd.box_predictor, "model.ssd.box_predictor", path)
+    expected_predictor = ("weight_shared_convolutional_box_predictor" if is_fpn
+                          else "convolutional_box_predictor")
+    _require(predictor_kind == expected_predictor, path, "model.ssd.box_predictor", predictor_kind,
+             f"{extractor.type} is exported with {expected_predictor}")
+    predictor = getattr(ssd.box_predictor, predictor_kind)
+    if not is_fpn:
+        _require(predictor.num_layers_before_predictor == 0, path,
+                 "model.ssd.box_predictor.convolutional_box_predictor.num_layers_before_predictor",
+                 predictor.num_layers_before_predictor, "only 0 is implemented")
+    else:
+        _require(not predictor.share_prediction_tower and not predictor.use_depthwise, path,
+                 "model.ssd.box_predictor.weight_shared_convolutional_box_predictor",
+                 "share_prediction_tower/use_depthwise", "only separate, regular convolution towers are implemented")
+    _require(predictor.box_code_size == 4, path, f"model.ssd.box_predictor.{predictor_kind}.box_code_size",
+             predictor.box_code_size, "TFLite_Detection_PostProcess decodes 4-number box codes")
+
+    anchors_kind = _which(ssd.anchor_generator, "model.ssd.anchor_generator", path)
+    _require(anchors_kind in ("ssd_anchor_generator", "multiscale_anchor_generator"), path,
+             "model.ssd.anchor_generator", anchors_kind,
+             "supported generators are ssd_anchor_generator and multiscale_anchor_generator")
+    anchors = _anchors(getattr(ssd.anchor_generator, anchors_kind), path)
+
+    score_converter = pipeline_schema_enum_name(ssd.post_processing, "score_converter")
+    nms = ssd.post_processing.batch_non_max_suppression
+
+    quantized = config.HasField("graph_rewriter") and config.graph_rewriter.HasField("quantization")
+    if quantized:
+        quantization = config.graph_rewriter.quantization
+        for field in ("weight_bits", "activation_bits"):
+            _require(getattr(quantization, field) == 8, path, f"graph_rewriter.quantization.{field}",
+                     getattr(quantization, field), "TFLite uint8 models need 8 bits")
+        _require(not is_fpn, path, "graph_rewriter.quantization", "quantization",
+                 f"quantization-aware {RESNET50_V1_FPN} checkpoints are not supported; "
+                 "convert the float model with --inference_type=QUANTIZED_UINT8 and default ranges instead")
+
+    epsilon = extractor.conv_hyperparams.batch_norm.epsilon
+    return ModelSpec(
+        num_classes=ssd.num_classes,
+        height=size.height,
+        width=size.width,
+        feature_extractor=FeatureExtractorSpec(
+            type=extractor.type,
+            depth_multiplier=extractor.depth_multiplier,
+            min_depth=extractor.min_depth,
+            use_depthwise=extractor.use_depthwise,
+            batch_norm_epsilon=epsilon,
+            fpn_min_level=extractor.fpn.min_level,
+            fpn_max_level=extractor.fpn.max_level,
+            fpn_depth=extractor.fpn.additional_layer_depth,
+        ),
+        box_predictor=BoxPredictorSpec(
+            weight_shared=is_fpn,
+            kernel_size=predictor.kernel_size,
+            use_depthwise=predictor.use_depthwise,
+            num_layers_before_predictor=predictor.num_layers_before_predictor,
+            depth=predictor.depth if is_fpn else 0,
+            batch_norm_epsilon=predictor.conv_hyperparams.batch_norm.epsilon,
+        ),
+        anchors=anchors,
+        box_coder_scales=(scales.y_scale, scales.x_scale, scales.height_scale, scales.width_scale),
+        score_converter=score_converter,
+        logit_scale=ssd.post_processing.logit_scale,
+        nms_score_threshold=nms.score_threshold,
+        nms_iou_threshold=nms.iou_threshold,
+        quantized=quantized,
+        use_moving_averages=config.eval_config.use_moving_averages,
+    )
+
+
+def pipeline_schema_enum_name(message, field: str) -> str:
+    """The symbolic name of an enum field's value."""
+    return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
+
+
+def _anchors(generator, path: str) -> SsdAnchors | MultiscaleAnchors:
+    field_path = f"model.ssd.anchor_generator.{generator.DESCRIPTOR.name}"
+    _require(len(generator.aspect_ratios) > 0, path, f"{field_path}.aspect_ratios", [],
+             "at least one aspect ratio is needed")
+    if generator.DESCRIPTOR.name == "MultiscaleAnchorGenerator":
+        return MultiscaleAnchors(
+            min_level=generator.min_level,
+            max_level=generator.max_level,
+            anchor_scale=generator.anchor_scale,
+            aspect_ratios=tuple(generator.aspect_ratios),
+            scales_per_octave=generator.scales_per_octave,
+            normalize_coordinates=generator.normalize_coordinates,
+        )
+    for field in ("height_stride", "width_stride", "height_offset", "width_offset"):
+        _require(not getattr(generator, field), path, f"{field_path}.{field}", list(getattr(generator, field)),
+                 "anchor strides and offsets are derived from the feature-map sizes")
+    _require(not generator.scales or len(generator.scales) == generator.num_layers, path,
+             f"{field_path}.scales", list(generator.scales), "give one scale per layer (num_layers)")
+    return SsdAnchors(
+        num_layers=generator.num_layers,
+        min_scale=generator.min_scale,
+        max_scale=generator.max_scale,
+        scales=tuple(generator.scales),
+        aspect_ratios=tuple(generator.aspect_ratios),
+        interpolated_scale_aspect_ratio=generator.interpolated_scale_aspect_ratio,
+        reduce_boxes_in_lowest_layer=generator.reduce_boxes_in_lowest_layer,
+        base_anchor_height=generator.base_anchor_height,
+        base_anchor_width=generator.base_anchor_width,
+    )
