@@ -9,17 +9,26 @@ In a WORKSPACE file:
 
 load("//tools/private:offline_bootstrap.bzl", "offline_bootstrap_repositories")
 load("//tools/private:python_venv.bzl", "python_venv")
+load("//tools/private:zoo.bzl", "zoo_repositories")
 
 PYTHON_REPOSITORY = "rules_ssd_tflite_python"
 
-def rules_ssd_tflite_dependencies():
-    """Declares the Python environment and, on Debian's Bazel 4, the offline stand-ins."""
+def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
+    """Declares the Python environment, the model-zoo tarballs and, on Debian's Bazel 4, the offline stand-ins.
+
+    Tarballs are only downloaded when a target that needs them is built.
+
+    Args:
+      zoo_mirrors: base URLs tried first for every model-zoo tarball.
+      zoo_sha256: repository name -> sha256 overrides (see tools/private/zoo.bzl).
+    """
     offline_bootstrap_repositories()
     if PYTHON_REPOSITORY not in native.existing_rules():
         python_venv(
             name = PYTHON_REPOSITORY,
             requirements_lock = Label("//:requirements_lock.txt"),
         )
+    zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256)
 
 def rules_ssd_tflite_register_toolchains():
     """Registers the locked virtualenv as the Python toolchain of the workspace."""

@@ -21,8 +21,8 @@ from ssd_tflite.checkpoint import CheckpointSource
 from ssd_tflite.errors import ExportError
 from ssd_tflite.layers import LayerBuilder, VariableSource
 from ssd_tflite.pipeline_config import ModelSpec
-from ssd_tflite.postprocess_op import (ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags,
-                                       add_to_graph_def)
+from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
+from ssd_tflite.postprocess_op import add_to_graph_def
 
 GRAPH_FILE = "tflite_graph.pb"
 GRAPH_TEXT_FILE = "tflite_graph.pbtxt"

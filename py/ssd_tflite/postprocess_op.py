@@ -9,27 +9,10 @@ the anchors const; its four outputs are boxes, classes, scores and count.
 on it, and TFLite infers the four float32 outputs without it.
 """
 
-import dataclasses
-
 import tensorflow as tf
 
+from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, POSTPROCESS_OP, PostProcessingFlags
 from ssd_tflite.pipeline_config import ModelSpec
-
-OP_NAME = "TFLite_Detection_PostProcess"
-INPUT_NAME = "normalized_input_image_tensor"
-BOX_ENCODINGS = "raw_outputs/box_encodings"
-CLASS_PREDICTIONS = "raw_outputs/class_predictions"
-ANCHORS = "anchors"
-OUTPUT_ARRAYS = (OP_NAME, f"{OP_NAME}:1", f"{OP_NAME}:2", f"{OP_NAME}:3")
-
-
-@dataclasses.dataclass(frozen=True)
-class PostProcessingFlags:
-    """The export's command-line settings of the op (upstream names and defaults)."""
-    max_detections: int = 10
-    max_classes_per_detection: int = 1
-    detections_per_class: int = 100
-    use_regular_nms: bool = False
 
 
 def attributes(spec: ModelSpec, flags: PostProcessingFlags) -> dict[str, object]:
@@ -54,7 +37,7 @@ def attributes(spec: ModelSpec, flags: PostProcessingFlags) -> dict[str, object]
 
 def add_to_graph_def(graph_def: tf.compat.v1.GraphDef, spec: ModelSpec, flags: PostProcessingFlags) -> None:
     """Appends the op node, fed by the raw outputs and anchors, to `graph_def`."""
-    node = graph_def.node.add(name=OP_NAME, op=OP_NAME)
+    node = graph_def.node.add(name=POSTPROCESS_OP, op=POSTPROCESS_OP)
     node.input.extend([BOX_ENCODINGS, CLASS_PREDICTIONS, ANCHORS])
     for key, value in attributes(spec, flags).items():
         if isinstance(value, bool):

@@ -57,8 +57,9 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
     levels = [top_down]
     for index in reversed(range(count - 1)):
         height, width = (int(size) for size in inputs[index].shape[1:3])
-        upsampled = tf.compat.v1.image.resize_nearest_neighbor(top_down, [height, width],
-                                                               name=f"{fpn}/top_down/upsample_{index + 1}")
+        upsampled = tf.raw_ops.ResizeNearestNeighbor(images=top_down, size=[height, width], align_corners=False,
+                                                     half_pixel_centers=False,
+                                                     name=f"{fpn}/top_down/upsample_{index + 1}")
         lateral = builder.conv(inputs[index], f"{fpn}/projection_{index + 1}", depth, 1, batch_norm=None,
                                activation=None)
         top_down = tf.add(upsampled, lateral, name=f"{fpn}/top_down/add_{index + 1}")

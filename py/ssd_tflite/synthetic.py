@@ -17,7 +17,7 @@ import tensorflow as tf
 from ssd_tflite import export
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
 from ssd_tflite.pipeline_config import ModelSpec
-from ssd_tflite.postprocess_op import INPUT_NAME
+from ssd_tflite.graph_contract import INPUT_NAME
 
 CALIBRATION_IMAGES = 4
 

@@ -1,0 +1,66 @@
+"""Derives a model's converter flags, metadata and labels from its pipeline.config.
+
+Used by the ssd_tflite_model Bazel rule before conversion, so that input
+shape and inference type default to what the config says.
+"""
+
+from ssd_tflite import cli
+from absl import flags
+
+from ssd_tflite import contract, pipeline_config
+from ssd_tflite.graph_contract import PostProcessingFlags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("pipeline_config_path", None, "The model's pipeline.config.")
+flags.DEFINE_string("config_override", "", "Text proto merged on top of the config.")
+flags.DEFINE_string("inference_type", "", "FLOAT or QUANTIZED_UINT8; empty: QUANTIZED_UINT8 if the config is quantized.")
+flags.DEFINE_list("input_shape", [], "Input shape; empty: [1, height, width, 3] from the config.")
+flags.DEFINE_float("mean_value", 128.0, "uint8 input value that means 0 to the graph.")
+flags.DEFINE_float("std_value", 128.0, "uint8 input steps per unit of the graph input.")
+flags.DEFINE_float("default_ranges_min", None, "Default range min for tensors without FakeQuant ranges.")
+flags.DEFINE_float("default_ranges_max", None, "Default range max for tensors without FakeQuant ranges.")
+flags.DEFINE_bool("change_concat_input_ranges", False, "Passed to the converter.")
+flags.DEFINE_bool("allow_custom_ops", True, "Passed to the converter.")
+flags.DEFINE_integer("max_detections", 10, "As given to the export.")
+flags.DEFINE_integer("max_classes_per_detection", 1, "As given to the export.")
+flags.DEFINE_integer("detections_per_class", 100, "As given to the export.")
+flags.DEFINE_bool("use_regular_nms", False, "As given to the export.")
+flags.DEFINE_string("labels", None, "Labels file, one class name per line; default class_1..class_N.")
+flags.DEFINE_string("converter_flags_out", None, "Where the converter flags are written, one per line.")
+flags.DEFINE_string("metadata_out", None, "Where the JSON metadata is written.")
+flags.DEFINE_string("labels_out", None, "Where the labels file is written.")
+flags.mark_flags_as_required(["pipeline_config_path", "converter_flags_out", "metadata_out", "labels_out"])
+
+
+def main() -> None:
+    spec = pipeline_config.read(FLAGS.pipeline_config_path, FLAGS.config_override)
+    ranges = None
+    if FLAGS.default_ranges_min is not None or FLAGS.default_ranges_max is not None:
+        ranges = (FLAGS.default_ranges_min or 0.0, FLAGS.default_ranges_max or 0.0)
+    settings = contract.resolve(spec, contract.ConverterSettings(
+        inference_type=FLAGS.inference_type or None,
+        input_shape=tuple(int(dim) for dim in FLAGS.input_shape),
+        mean_value=FLAGS.mean_value,
+        std_value=FLAGS.std_value,
+        default_ranges=ranges,
+        change_concat_input_ranges=FLAGS.change_concat_input_ranges,
+        allow_custom_ops=FLAGS.allow_custom_ops,
+    ))
+    postprocessing = PostProcessingFlags(FLAGS.max_detections, FLAGS.max_classes_per_detection,
+                                         FLAGS.detections_per_class, FLAGS.use_regular_nms)
+    labels_text = None
+    if FLAGS.labels:
+        with open(FLAGS.labels) as labels_file:
+            labels_text = labels_file.read()
+    outputs = {
+        FLAGS.converter_flags_out: "\n".join(contract.converter_flags(settings)) + "\n",
+        FLAGS.metadata_out: contract.metadata_json(contract.metadata(spec, settings, postprocessing)),
+        FLAGS.labels_out: contract.labels(spec, labels_text, FLAGS.labels),
+    }
+    for path, text in outputs.items():
+        with open(path, "w") as out:
+            out.write(text)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,100 @@
+"""The input/output contract of a produced `.tflite`, derived from its config and settings.
+
+It decides what the config leaves to the build (input shape, FLOAT or
+QUANTIZED_UINT8), writes the converter's flags, and describes the model for
+its users: input name, shape, type and normalization, outputs, labels.
+"""
+
+import dataclasses
+import json
+from typing import Optional
+
+from ssd_tflite.errors import ConfigError
+from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.graph_contract import INPUT_NAME, OUTPUT_ARRAYS, PostProcessingFlags
+
+OUTPUT_DESCRIPTIONS = ("boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax), normalized",
+                       "classes [1, max_detections], index into the labels file",
+                       "scores [1, max_detections]",
+                       "count [1], valid detections")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConverterSettings:
+    """What the build asks of the converter; None or empty means "from the config"."""
+    inference_type: Optional[str] = None
+    input_shape: tuple[int, ...] = ()
+    mean_value: float = 128.0
+    std_value: float = 128.0
+    default_ranges: Optional[tuple[float, float]] = None
+    change_concat_input_ranges: bool = False
+    allow_custom_ops: bool = True
+
+
+def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
+    """Fills in the inference type and input shape from the config."""
+    shape = settings.input_shape or (1, spec.height, spec.width, 3)
+    if shape != (1, spec.height, spec.width, 3):
+        raise ConfigError(f"input_shape {list(shape)} does not match the config's fixed_shape_resizer "
+                          f"{spec.height}x{spec.width}: the graph is built for [1, {spec.height}, {spec.width}, 3]")
+    inference_type = settings.inference_type or ("QUANTIZED_UINT8" if spec.quantized else "FLOAT")
+    return dataclasses.replace(settings, inference_type=inference_type, input_shape=shape)
+
+
+def converter_flags(settings: ConverterSettings) -> list[str]:
+    """TOCO command-line flags (without input and output files) for resolved settings."""
+    flags = [
+        "--input_format=TENSORFLOW_GRAPHDEF",
+        "--output_format=TFLITE",
+        "--input_shapes=" + ",".join(str(dim) for dim in settings.input_shape),
+        "--input_arrays=" + INPUT_NAME,
+        "--output_arrays=" + ",".join(OUTPUT_ARRAYS),
+        "--inference_type=" + settings.inference_type,
+    ]
+    if settings.inference_type == "QUANTIZED_UINT8":
+        flags += [f"--mean_values={settings.mean_value:g}", f"--std_values={settings.std_value:g}"]
+    if settings.default_ranges is not None:
+        flags += [f"--default_ranges_min={settings.default_ranges[0]:g}",
+                  f"--default_ranges_max={settings.default_ranges[1]:g}"]
+    if settings.change_concat_input_ranges:
+        flags.append("--change_concat_input_ranges")
+    if settings.allow_custom_ops:
+        flags.append("--allow_custom_ops")
+    return flags
+
+
+def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostProcessingFlags) -> dict:
+    """A JSON-ready description of the model for apps and tools such as `detect`."""
+    quantized_input = settings.inference_type == "QUANTIZED_UINT8"
+    return {
+        "feature_extractor": spec.feature_extractor.type,
+        "num_classes": spec.num_classes,
+        "quantization_aware_checkpoint": spec.quantized,
+        "inference_type": settings.inference_type,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": list(settings.input_shape),
+            "dtype": "uint8" if quantized_input else "float32",
+            # The graph expects (pixel - mean) / std for pixels in 0..255.
+            "mean": settings.mean_value,
+            "std": settings.std_value,
+        },
+        "outputs": [{"name": name, "description": description}
+                    for name, description in zip(OUTPUT_ARRAYS, OUTPUT_DESCRIPTIONS)],
+        "postprocessing": dataclasses.asdict(postprocessing),
+    }
+
+
+def labels(spec: ModelSpec, labels_text: Optional[str], labels_path: str) -> str:
+    """The labels file: the given one (checked to have one line per class) or class_1..class_N."""
+    if labels_text is None:
+        return "".join(f"class_{index}\n" for index in range(1, spec.num_classes + 1))
+    names = labels_text.splitlines()
+    if len(names) != spec.num_classes:
+        raise ConfigError(f"{labels_path}: {len(names)} labels for num_classes {spec.num_classes}; "
+                          "give one line per class, in class-id order, without a background line")
+    return labels_text if labels_text.endswith("\n") else labels_text + "\n"
+
+
+def metadata_json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

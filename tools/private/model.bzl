@@ -1,0 +1,180 @@
+"""The ssd_tflite_model rule: checkpoint -> frozen export graph -> .tflite."""
+
+load(":actions.bzl", "run_quietly")
+load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteModelInfo", "checkpoint_prefix")
+
+INPUT_ARRAY = "normalized_input_image_tensor"
+OUTPUT_ARRAYS = [
+    "TFLite_Detection_PostProcess",
+    "TFLite_Detection_PostProcess:1",
+    "TFLite_Detection_PostProcess:2",
+    "TFLite_Detection_PostProcess:3",
+]
+
+def _postprocessing_flags(attr):
+    return [
+        "--max_detections=%d" % attr.max_detections,
+        "--max_classes_per_detection=%d" % attr.max_classes_per_detection,
+        "--detections_per_class=%d" % attr.detections_per_class,
+        "--use_regular_nms=%s" % ("true" if attr.use_regular_nms else "false"),
+    ]
+
+def _contract_action(ctx, config, converter_flags, metadata, labels):
+    args = ctx.actions.args()
+    args.add("--pipeline_config_path", config)
+    args.add("--config_override=" + ctx.attr.config_override)
+    args.add("--inference_type=" + ctx.attr.inference_type)
+    args.add("--input_shape=" + ",".join([str(dim) for dim in ctx.attr.input_shape]))
+    args.add("--mean_value=" + ctx.attr.mean_value)
+    args.add("--std_value=" + ctx.attr.std_value)
+    if ctx.attr.default_ranges:
+        if len(ctx.attr.default_ranges) != 2:
+            fail("default_ranges takes [min, max]", attr = "default_ranges")
+        args.add("--default_ranges_min=" + ctx.attr.default_ranges[0])
+        args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
+    args.add("--change_concat_input_ranges=%s" % ("true" if ctx.attr.change_concat_input_ranges else "false"))
+    args.add("--allow_custom_ops=%s" % ("true" if ctx.attr.allow_custom_ops else "false"))
+    args.add_all(_postprocessing_flags(ctx.attr))
+    inputs = [config]
+    if ctx.file.labels:
+        args.add("--labels", ctx.file.labels)
+        inputs.append(ctx.file.labels)
+    args.add("--converter_flags_out", converter_flags)
+    args.add("--metadata_out", metadata)
+    args.add("--labels_out", labels)
+    run_quietly(
+        ctx,
+        command = 'quietly "$@"',
+        arguments = [ctx.executable._contract.path, args],
+        tools = [ctx.attr._contract[DefaultInfo].files_to_run],
+        inputs = inputs,
+        outputs = [converter_flags, metadata, labels],
+        mnemonic = "SsdModelContract",
+        progress_message = "Reading the model contract of %s" % ctx.label,
+    )
+
+def _export_action(ctx, checkpoint, config, graph):
+    export_dir = ctx.actions.declare_directory(ctx.label.name + "_export")
+    args = ctx.actions.args()
+    args.add(ctx.executable.exporter)
+    args.add(export_dir.path)
+    args.add(graph)
+    args.add("--pipeline_config_path", config)
+    args.add("--trained_checkpoint_prefix", checkpoint_prefix(checkpoint))
+    args.add("--output_directory", export_dir.path)
+    args.add("--add_postprocessing_op=true")
+    args.add_all(_postprocessing_flags(ctx.attr))
+    if ctx.attr.config_override:
+        args.add("--config_override=" + ctx.attr.config_override)
+    args.add_all(ctx.attr.exporter_args)
+    run_quietly(
+        ctx,
+        command = 'exporter="$1" export_dir="$2" graph="$3"; shift 3; quietly "$exporter" "$@" && cp "$export_dir/tflite_graph.pb" "$graph"',
+        arguments = [args],
+        inputs = depset([checkpoint.index, config], transitive = [checkpoint.data]),
+        tools = [ctx.attr.exporter[DefaultInfo].files_to_run],
+        outputs = [export_dir, graph],
+        mnemonic = "SsdExportGraph",
+        progress_message = "Exporting the TFLite graph of %s%s" % (ctx.label, " (synthetic checkpoint)" if checkpoint.synthetic else ""),
+    )
+
+def _convert_action(ctx, graph, converter_flags, tflite):
+    args = ctx.actions.args()
+    args.add(ctx.executable.converter)
+    args.add(converter_flags)
+    args.add("--input_file=" + graph.path)
+    args.add("--output_file=" + tflite.path)
+    args.add_all(ctx.attr.converter_args)
+    run_quietly(
+        ctx,
+        # The flags file holds one flag per line, none with spaces.
+        command = 'converter="$1" flags_file="$2"; shift 2; quietly "$converter" $(cat "$flags_file") "$@"',
+        arguments = [args],
+        inputs = [graph, converter_flags],
+        tools = [ctx.attr.converter[DefaultInfo].files_to_run],
+        outputs = [tflite],
+        mnemonic = "TocoConvert",
+        progress_message = "Converting %s to TFLite" % ctx.label,
+    )
+
+def _ssd_tflite_model_impl(ctx):
+    checkpoint = ctx.attr.checkpoint[SsdCheckpointInfo]
+    config = ctx.file.pipeline_config or checkpoint.pipeline_config
+    tflite = ctx.actions.declare_file(ctx.label.name + ".tflite")
+    graph = ctx.actions.declare_file(ctx.label.name + "_graph.pb")
+    labels = ctx.actions.declare_file(ctx.label.name + "_labels.txt")
+    metadata = ctx.actions.declare_file(ctx.label.name + "_metadata.json")
+    converter_flags = ctx.actions.declare_file(ctx.label.name + "_converter.flags")
+    _contract_action(ctx, config, converter_flags, metadata, labels)
+    _export_action(ctx, checkpoint, config, graph)
+    _convert_action(ctx, graph, converter_flags, tflite)
+    return [
+        DefaultInfo(files = depset([tflite, graph, labels, metadata])),
+        OutputGroupInfo(tflite = depset([tflite]), graph = depset([graph])),
+        SsdTfliteModelInfo(
+            tflite = tflite,
+            graph = graph,
+            labels = labels,
+            metadata = metadata,
+            input_array = INPUT_ARRAY,
+            output_arrays = OUTPUT_ARRAYS,
+            inference_type = ctx.attr.inference_type,
+            synthetic = checkpoint.synthetic,
+        ),
+    ]
+
+ssd_tflite_model = rule(
+    implementation = _ssd_tflite_model_impl,
+    doc = """Converts an SSD detection checkpoint into a `detect.tflite`-style model.
+
+Runs the export tool (`export_tflite_ssd_graph` with the post-processing op)
+and then the converter with TOCO's flags. Outputs `<name>.tflite`,
+`<name>_graph.pb`, `<name>_labels.txt` and `<name>_metadata.json`, and
+provides SsdTfliteModelInfo.""",
+    attrs = {
+        "checkpoint": attr.label(
+            mandatory = True,
+            providers = [SsdCheckpointInfo],
+            doc = "The checkpoint: an `ssd_checkpoint` (e.g. `@<zoo tarball>//:checkpoint`) or `synthetic_ssd_checkpoint`.",
+        ),
+        "pipeline_config": attr.label(
+            allow_single_file = True,
+            doc = "A pipeline.config to use instead of the checkpoint's own.",
+        ),
+        "config_override": attr.string(doc = "Text proto merged on top of the config (the export's --config_override)."),
+        "input_shape": attr.int_list(doc = "Converter --input_shapes; default [1, height, width, 3] from the config's fixed_shape_resizer."),
+        "inference_type": attr.string(
+            values = ["", "FLOAT", "QUANTIZED_UINT8"],
+            doc = "Converter --inference_type; default QUANTIZED_UINT8 for configs with graph_rewriter.quantization, else FLOAT.",
+        ),
+        "mean_value": attr.string(default = "128", doc = "Converter --mean_values of the uint8 input."),
+        "std_value": attr.string(default = "128", doc = "Converter --std_values of the uint8 input."),
+        "default_ranges": attr.string_list(doc = "[min, max]: converter --default_ranges_min/max for tensors without FakeQuant ranges."),
+        "change_concat_input_ranges": attr.bool(default = False, doc = "Converter --change_concat_input_ranges."),
+        "allow_custom_ops": attr.bool(default = True, doc = "Converter --allow_custom_ops (needed for TFLite_Detection_PostProcess)."),
+        "max_detections": attr.int(default = 10, doc = "Export --max_detections."),
+        "max_classes_per_detection": attr.int(default = 1, doc = "Export --max_classes_per_detection."),
+        "detections_per_class": attr.int(default = 100, doc = "Export --detections_per_class."),
+        "use_regular_nms": attr.bool(default = False, doc = "Export --use_regular_nms."),
+        "labels": attr.label(allow_single_file = True, doc = "Class names, one per line in class-id order; default class_1..class_N."),
+        "exporter": attr.label(
+            default = "//py:export_tflite_ssd_graph",
+            executable = True,
+            cfg = "exec",
+            doc = "Export tool taking export_tflite_ssd_graph's flags.",
+        ),
+        "exporter_args": attr.string_list(
+            default = ["--write_pbtxt=false"],
+            doc = "Extra exporter flags; the default skips the large text graph. Use [] with tensorflow/models' exporter.",
+        ),
+        "converter": attr.label(
+            default = "//py:toco",
+            executable = True,
+            cfg = "exec",
+            doc = "Converter taking TOCO's flags, e.g. a TensorFlow source tree's //tensorflow/lite/toco:toco.",
+        ),
+        "converter_args": attr.string_list(doc = "Extra converter flags."),
+        "_contract": attr.label(default = "//py:model_contract", executable = True, cfg = "exec"),
+    },
+    provides = [SsdTfliteModelInfo],
+)
