@@ -47,8 +47,9 @@ class CheckpointSource:
         self._mismatched: list[str] = []
 
     @property
-    def variable_count(self) -> int:
-        return len(self._shapes)
+    def consumed(self) -> frozenset[str]:
+        """Checkpoint names the graph has read so far."""
+        return frozenset(self._consumed)
 
     def _stored_name(self, name: str) -> str:
         if self.use_moving_averages and name.rsplit("/", 1)[-1] in TRAINABLE_KINDS:

@@ -15,7 +15,10 @@ def _ssd_checkpoint_impl(ctx):
     data = depset(ctx.files.data)
     return [
         SsdCheckpointInfo(index = ctx.file.index, data = data, pipeline_config = ctx.file.pipeline_config, synthetic = False),
-        DefaultInfo(files = depset([ctx.file.index, ctx.file.pipeline_config], transitive = [data])),
+        DefaultInfo(
+            files = depset([ctx.file.index, ctx.file.pipeline_config], transitive = [data]),
+            runfiles = ctx.runfiles(files = [ctx.file.index, ctx.file.pipeline_config], transitive_files = data),
+        ),
     ]
 
 ssd_checkpoint = rule(
@@ -51,7 +54,10 @@ def _synthetic_ssd_checkpoint_impl(ctx):
     )
     return [
         SsdCheckpointInfo(index = index, data = depset([data]), pipeline_config = config, synthetic = True),
-        DefaultInfo(files = depset([index, data, state, config])),
+        DefaultInfo(
+            files = depset([index, data, state, config]),
+            runfiles = ctx.runfiles(files = [index, data, state, config]),
+        ),
     ]
 
 synthetic_ssd_checkpoint = rule(

@@ -109,7 +109,10 @@ def _ssd_tflite_model_impl(ctx):
     _export_action(ctx, checkpoint, config, graph)
     _convert_action(ctx, graph, converter_flags, tflite)
     return [
-        DefaultInfo(files = depset([tflite, graph, labels, metadata])),
+        DefaultInfo(
+            files = depset([tflite, graph, labels, metadata]),
+            runfiles = ctx.runfiles(files = [tflite, graph, labels, metadata]),
+        ),
         OutputGroupInfo(tflite = depset([tflite]), graph = depset([graph])),
         SsdTfliteModelInfo(
             tflite = tflite,
