@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "fake toco: $*" >&2
+exit 1
