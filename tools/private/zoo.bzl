@@ -56,7 +56,8 @@ ssd_checkpoint(
     visibility = ["//visibility:public"],
 )
 
-exports_files(glob(["**"]))
+# The tarballs also hold a TF `checkpoint` state file, which the target above shadows.
+exports_files(glob(["**"], exclude = ["checkpoint"]))
 """
 
 def zoo_repositories(mirrors = [], sha256 = {}):

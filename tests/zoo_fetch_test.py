@@ -1,0 +1,139 @@
+"""A monorepo loads @rules_ssd_tflite and fetches the zoo tarballs through http_archive.
+
+The synthetic checkpoints are packed as tarballs named and laid out like the
+real ones, served from 127.0.0.1, and built in a scratch workspace by a
+nested Bazel, through the same http_archive declarations users get.
+"""
+
+import functools
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+
+from absl.testing import absltest
+from ai_edge_litert.interpreter import Interpreter
+
+import testing
+
+# repository -> //models target whose synthetic checkpoint stands in for the tarball.
+STAND_INS = {
+    "ssd_mobilenet_v1_quantized_coco": "ssd_mobilenet_v1_quant_tflite",
+    "ssd_mobilenet_v2_quantized_coco": "ssd_mobilenet_v2_quant_tflite",
+    "ssdlite_mobilenet_v2_coco": "ssdlite_mobilenet_v2_tflite",
+    "ssd_resnet50_v1_fpn_coco": "ssd_resnet50_fpn_tflite",
+    "mlperf_ssd_mobilenet_v1_8bit": "mlperf_ssd_mobilenet_v1_8bit_tflite",
+}
+CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config")
+
+
+def zoo_archives() -> dict[str, tuple[str, str]]:
+    """repository -> (archive file, folder inside it), as declared in tools/private/zoo.bzl."""
+    with open(testing.runfile("tools/private/zoo.bzl")) as source:
+        entries = re.findall(r'"(\w+)": \(\s*"([^"]+)",\s*"([^"]+)",', source.read())
+    return {name: (archive, folder) for name, archive, folder in entries}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requested: list[str] = []
+
+    def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
+        _QuietHandler.requested.append(self.path)
+
+
+class ZooFetchTest(absltest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = os.environ["TEST_TMPDIR"]
+        cls.served = os.path.join(cls.tmp, "served")
+        os.makedirs(cls.served, exist_ok=True)
+        cls.sha256 = {}
+        for repository, (archive, folder) in zoo_archives().items():
+            checkpoint_dir = testing.runfile(f"models/{STAND_INS[repository]}_synthetic_checkpoint")
+            path = os.path.join(cls.served, archive)
+            with tarfile.open(path, "w:gz", dereference=True) as tar:
+                for name in CHECKPOINT_FILES:
+                    tar.add(os.path.join(checkpoint_dir, name), arcname=f"{folder}/{name}")
+            with open(path, "rb") as packed:
+                cls.sha256[repository] = hashlib.sha256(packed.read()).hexdigest()
+        handler = functools.partial(_QuietHandler, directory=cls.served)
+        cls.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
+        cls.mirror = f"http://127.0.0.1:{cls.server.server_port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+        super().tearDownClass()
+
+    def monorepo(self, name: str, sha256: dict[str, str]) -> str:
+        """A scratch workspace that loads this repository as @rules_ssd_tflite."""
+        workspace = os.path.join(self.tmp, name)
+        os.makedirs(workspace, exist_ok=True)
+        rules_root = os.path.dirname(os.path.realpath(testing.runfile("WORKSPACE")))
+        with open(os.path.join(workspace, "WORKSPACE"), "w") as out:
+            out.write(f"""workspace(name = "monorepo")
+
+local_repository(name = "rules_ssd_tflite", path = "{rules_root}")
+
+load("@rules_ssd_tflite//tools:repositories.bzl", "rules_ssd_tflite_dependencies", "rules_ssd_tflite_register_toolchains")
+
+rules_ssd_tflite_dependencies(zoo_mirrors = ["{self.mirror}"], zoo_sha256 = {sha256!r})
+
+rules_ssd_tflite_register_toolchains()
+""")
+        with open(os.path.join(workspace, "BUILD"), "w") as out:
+            out.write("""load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
+
+ssd_tflite_model(
+    name = "detect",
+    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+    default_ranges = ["0", "255"],
+)
+""")
+        return workspace
+
+    def bazel(self, workspace: str, command: str, *args: str) -> subprocess.CompletedProcess:
+        """Runs the nested Bazel (with the system bazelrc Debian's Bazel needs, without ours)."""
+        startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc",
+                   f"--output_user_root={os.path.join(self.tmp, 'bazel_root')}"]
+        options = ["--nosandbox_debug", f"--repository_cache={os.path.join(workspace, 'repository_cache')}",
+                   # Share the locked virtualenv of this test's own interpreter: no pip here.
+                   f"--repo_env=RULES_SSD_TFLITE_VENV_CACHE={os.path.dirname(sys.prefix)}"]
+        return subprocess.run(startup + [command] + (options if command == "build" else []) + list(args),
+                              cwd=workspace, env=dict(os.environ, HOME=self.tmp),
+                              capture_output=True, text=True, timeout=1800)
+
+    def test_monorepo_builds_every_model_from_served_tarballs(self):
+        workspace = self.monorepo("monorepo", self.sha256)
+        targets = [f"@rules_ssd_tflite//models:{target}" for target in STAND_INS.values()]
+        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect", *targets)
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        for archive, _ in zoo_archives().values():
+            self.assertIn("/" + archive, _QuietHandler.requested)
+        bin_dir = self.bazel(workspace, "info", "bazel-bin").stdout.strip()
+        models = [os.path.join(bin_dir, "detect.tflite")] + [
+            os.path.join(bin_dir, "external", "rules_ssd_tflite", "models", f"{target}.tflite") for target in STAND_INS.values()]
+        for model in models:
+            interpreter = Interpreter(model_path=model)
+            interpreter.allocate_tensors()
+            self.assertEqual(interpreter.get_input_details()[0]["name"], "normalized_input_image_tensor")
+
+    def test_wrong_sha256_fails_with_bazels_checksum_error(self):
+        wrong = dict(self.sha256, ssdlite_mobilenet_v2_coco="0" * 64)
+        workspace = self.monorepo("wrong_sha", wrong)
+        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+                            "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"Checksum was {self.sha256['ssdlite_mobilenet_v2_coco']} but wanted {'0' * 64}", result.stderr)
+
+
+if __name__ == "__main__":
+    absltest.main()
