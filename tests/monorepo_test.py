@@ -1,13 +1,15 @@
-"""A monorepo loads @rules_ssd_tflite and fetches the zoo tarballs through http_archive.
+"""A monorepo loads @rules_ssd_tflite: zoo tarballs through http_archive, incremental builds.
 
 The synthetic checkpoints are packed as tarballs named and laid out like the
 real ones, served from 127.0.0.1, and built in a scratch workspace by a
 nested Bazel, through the same http_archive declarations users get.
 """
 
+import collections
 import functools
 import hashlib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -46,7 +48,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         _QuietHandler.requested.append(self.path)
 
 
-class ZooFetchTest(absltest.TestCase):
+class MonorepoTest(absltest.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -73,7 +75,7 @@ class ZooFetchTest(absltest.TestCase):
         cls.server.shutdown()
         super().tearDownClass()
 
-    def monorepo(self, name: str, sha256: dict[str, str]) -> str:
+    def monorepo(self, name: str, sha256: dict[str, str], build_file: str = "") -> str:
         """A scratch workspace that loads this repository as @rules_ssd_tflite."""
         workspace = os.path.join(self.tmp, name)
         os.makedirs(workspace, exist_ok=True)
@@ -90,7 +92,7 @@ rules_ssd_tflite_dependencies(zoo_mirrors = ["{self.mirror}"], zoo_sha256 = {sha
 rules_ssd_tflite_register_toolchains()
 """)
         with open(os.path.join(workspace, "BUILD"), "w") as out:
-            out.write("""load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
+            out.write(build_file or """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
 
 ssd_tflite_model(
     name = "detect",
@@ -125,6 +127,10 @@ ssd_tflite_model(
             interpreter = Interpreter(model_path=model)
             interpreter.allocate_tensors()
             self.assertEqual(interpreter.get_input_details()[0]["name"], "normalized_input_image_tensor")
+        # Reproducible: the same checkpoint gives the same bytes as this workspace's own build.
+        for target, model in zip(STAND_INS.values(), models[1:]):
+            with open(model, "rb") as nested, open(testing.runfile(f"models/{target}.tflite"), "rb") as own:
+                self.assertEqual(nested.read(), own.read(), target)
 
     def test_wrong_sha256_fails_with_bazels_checksum_error(self):
         wrong = dict(self.sha256, ssdlite_mobilenet_v2_coco="0" * 64)
@@ -133,6 +139,46 @@ ssd_tflite_model(
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"Checksum was {self.sha256['ssdlite_mobilenet_v2_coco']} but wanted {'0' * 64}", result.stderr)
+
+    def spawns_by_target(self, workspace: str, *targets: str) -> collections.Counter:
+        """Builds and counts the executed actions (spawns) of each target."""
+        log = os.path.join(workspace, "execution_log.json")
+        result = self.bazel(workspace, "build", f"--execution_log_json_file={log}", *targets)
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        with open(log) as log_file:
+            text = log_file.read()
+        decoder, position, counts = json.JSONDecoder(), 0, collections.Counter()
+        while position < len(text.rstrip()):
+            entry, position = decoder.raw_decode(text, position)
+            # Bazel 4's log has no target field; our progress messages name the target.
+            label = re.search(r"(//[^ ]+)", entry["progressMessage"])
+            counts[label.group(1) if label else entry["mnemonic"]] += 1
+            position = len(text) - len(text[position:].lstrip())
+        return counts
+
+    def test_no_op_rebuild_and_one_changed_config(self):
+        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model", "synthetic_ssd_checkpoint")
+
+[synthetic_ssd_checkpoint(name = name + "_checkpoint", pipeline_config = name + ".config") for name in ("a", "b")]
+
+[ssd_tflite_model(name = name, checkpoint = name + "_checkpoint") for name in ("a", "b")]
+"""
+        workspace = self.monorepo("incremental", self.sha256, build_file)
+        for name in ("a", "b"):
+            shutil.copyfile(testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config"),
+                            os.path.join(workspace, name + ".config"))
+        first = self.spawns_by_target(workspace, "//:a", "//:b")
+        self.assertEqual(first["//:a"], first["//:b"])
+        self.assertEqual(first["//:a"], 3, first)  # contract, export, convert
+        self.assertEqual(sum(self.spawns_by_target(workspace, "//:a", "//:b").values()), 0, "no-op rebuild")
+        config = os.path.join(workspace, "a.config")
+        with open(config) as original:
+            text = original.read()
+        with open(config, "w") as changed:
+            changed.write(text.replace("iou_threshold: 0.600000023842", "iou_threshold: 0.5"))
+        third = self.spawns_by_target(workspace, "//:a", "//:b")
+        self.assertEqual(set(third), {"//:a", "//:a_checkpoint"}, third)
+        print(f"actions: first build {dict(first)}, no-op 0, after editing a.config {dict(third)}")
 
 
 if __name__ == "__main__":
