@@ -29,6 +29,9 @@ flags.DEFINE_integer("detections_per_class", 100, "Number of anchors used per cl
 flags.DEFINE_bool("use_regular_nms", False, "Per-class (regular) NMS instead of the faster class-agnostic NMS.")
 flags.DEFINE_string("config_override", "", "pipeline_pb2.TrainEvalPipelineConfig text proto merged on top of the config.")
 flags.DEFINE_bool("write_pbtxt", True, "Also write the text form tflite_graph.pbtxt (large for big models).")
+flags.DEFINE_bool("embed_input_normalization", False,
+                  "Make the graph input (pixel - 128) / 128 for every feature extractor and apply the "
+                  "extractor's exact preprocessing inside the graph (needed for uint8 ResNet50 FPN models).")
 flags.mark_flags_as_required(["pipeline_config_path", "trained_checkpoint_prefix", "output_directory"])
 
 
@@ -47,6 +50,7 @@ def main() -> None:
         ),
         config_override=FLAGS.config_override,
         write_pbtxt=FLAGS.write_pbtxt,
+        embed_input_normalization=FLAGS.embed_input_normalization,
     )
     logging.info("Exported %d anchors over feature maps %s to %s in %.1f s",
                  exported.anchors.shape[0], exported.feature_map_shapes, FLAGS.output_directory,

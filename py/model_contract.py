@@ -21,6 +21,7 @@ flags.DEFINE_float("default_ranges_min", None, "Default range min for tensors wi
 flags.DEFINE_float("default_ranges_max", None, "Default range max for tensors without FakeQuant ranges.")
 flags.DEFINE_bool("change_concat_input_ranges", False, "Passed to the converter.")
 flags.DEFINE_bool("allow_custom_ops", True, "Passed to the converter.")
+flags.DEFINE_bool("embed_input_normalization", False, "As given to the export: the graph takes (pixel - 128) / 128.")
 flags.DEFINE_integer("max_detections", 10, "As given to the export.")
 flags.DEFINE_integer("max_classes_per_detection", 1, "As given to the export.")
 flags.DEFINE_integer("detections_per_class", 100, "As given to the export.")
@@ -45,6 +46,7 @@ def main() -> None:
         default_ranges=ranges,
         change_concat_input_ranges=FLAGS.change_concat_input_ranges,
         allow_custom_ops=FLAGS.allow_custom_ops,
+        embed_input_normalization=FLAGS.embed_input_normalization,
     ))
     postprocessing = PostProcessingFlags(FLAGS.max_detections, FLAGS.max_classes_per_detection,
                                          FLAGS.detections_per_class, FLAGS.use_regular_nms)

@@ -23,7 +23,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 import testing
 
-# repository -> //models target whose synthetic checkpoint stands in for the tarball.
+# repository -> a //models target built from its tarball (or, by default, from
+# //models:<repository>_synthetic, which stands in for the tarball here).
 STAND_INS = {
     "ssd_mobilenet_v1_quantized_coco": "ssd_mobilenet_v1_quant_tflite",
     "ssd_mobilenet_v2_quantized_coco": "ssd_mobilenet_v2_quant_tflite",
@@ -58,7 +59,7 @@ class MonorepoTest(absltest.TestCase):
         os.makedirs(cls.served, exist_ok=True)
         cls.sha256 = {}
         for repository, (archive, folder) in zoo_archives().items():
-            checkpoint_dir = testing.runfile(f"models/{STAND_INS[repository]}_synthetic_checkpoint")
+            checkpoint_dir = testing.runfile(f"models/{repository}_synthetic")
             path = os.path.join(cls.served, archive)
             with tarfile.open(path, "w:gz", dereference=True) as tar:
                 for name in CHECKPOINT_FILES:

@@ -9,11 +9,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, logging  # noqa: E402  (after the environment is set)
 
-from ssd_tflite.errors import ExportError  # noqa: E402
+from ssd_tflite.errors import UserError  # noqa: E402
 
 
 def run(main: Callable[[], None]) -> None:
-    """Runs `main` under absl; an ExportError ends the program with its message, no trace."""
+    """Runs `main` under absl; an UserError ends the program with its message, no trace."""
     tool = os.path.splitext(os.path.basename(sys.argv[0]))[0]
 
     def absl_main(argv: list[str]) -> None:
@@ -23,7 +23,7 @@ def run(main: Callable[[], None]) -> None:
         logging.use_absl_handler()
         try:
             main()
-        except ExportError as error:
+        except UserError as error:
             sys.exit(f"{tool}: error: {error}")
 
     app.run(absl_main)

@@ -9,9 +9,10 @@ import dataclasses
 import json
 from typing import Optional
 
+from ssd_tflite import preprocessing
 from ssd_tflite.errors import ConfigError
-from ssd_tflite.pipeline_config import ModelSpec
 from ssd_tflite.graph_contract import INPUT_NAME, OUTPUT_ARRAYS, PostProcessingFlags
+from ssd_tflite.pipeline_config import ModelSpec
 
 OUTPUT_DESCRIPTIONS = ("boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax), normalized",
                        "classes [1, max_detections], index into the labels file",
@@ -29,15 +30,22 @@ class ConverterSettings:
     default_ranges: Optional[tuple[float, float]] = None
     change_concat_input_ranges: bool = False
     allow_custom_ops: bool = True
+    embed_input_normalization: bool = False
 
 
 def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
-    """Fills in the inference type and input shape from the config."""
+    """Fills in the inference type and input shape from the config, and checks the input can be uint8."""
     shape = settings.input_shape or (1, spec.height, spec.width, 3)
     if shape != (1, spec.height, spec.width, 3):
         raise ConfigError(f"input_shape {list(shape)} does not match the config's fixed_shape_resizer "
                           f"{spec.height}x{spec.width}: the graph is built for [1, {spec.height}, {spec.width}, 3]")
     inference_type = settings.inference_type or ("QUANTIZED_UINT8" if spec.quantized else "FLOAT")
+    graph_input = preprocessing.graph_input(spec.feature_extractor.type, settings.embed_input_normalization)
+    if inference_type == "QUANTIZED_UINT8" and len(set(graph_input.mean)) > 1:
+        raise ConfigError(
+            f"{spec.feature_extractor.type} takes (pixel - {list(graph_input.mean)}) / {list(graph_input.std)} "
+            "per channel, which a uint8 input's single mean/std cannot express; "
+            "set embed_input_normalization so the graph takes (pixel - 128) / 128")
     return dataclasses.replace(settings, inference_type=inference_type, input_shape=shape)
 
 
@@ -66,6 +74,11 @@ def converter_flags(settings: ConverterSettings) -> list[str]:
 def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostProcessingFlags) -> dict:
     """A JSON-ready description of the model for apps and tools such as `detect`."""
     quantized_input = settings.inference_type == "QUANTIZED_UINT8"
+    if quantized_input:
+        # uint8 pixels go in as they are; the model reads them as (q - mean) / std.
+        normalization = preprocessing.PixelNormalization((settings.mean_value,) * 3, (settings.std_value,) * 3)
+    else:
+        normalization = preprocessing.graph_input(spec.feature_extractor.type, settings.embed_input_normalization)
     return {
         "feature_extractor": spec.feature_extractor.type,
         "num_classes": spec.num_classes,
@@ -75,9 +88,11 @@ def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostP
             "name": INPUT_NAME,
             "shape": list(settings.input_shape),
             "dtype": "uint8" if quantized_input else "float32",
-            # The graph expects (pixel - mean) / std for pixels in 0..255.
-            "mean": settings.mean_value,
-            "std": settings.std_value,
+            # Float input: feed (pixel - mean) / std per RGB channel, pixels in 0..255.
+            # uint8 input: feed pixels; the model reads them as (q - mean) / std.
+            "mean": list(normalization.mean),
+            "std": list(normalization.std),
+            "embedded_normalization": settings.embed_input_normalization,
         },
         "outputs": [{"name": name, "description": description}
                     for name, description in zip(OUTPUT_ARRAYS, OUTPUT_DESCRIPTIONS)],

@@ -12,12 +12,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from ssd_tflite.errors import ExportError
+from ssd_tflite.errors import UserError
 
 INFERENCE_TYPES = {"FLOAT": tf.float32, "QUANTIZED_UINT8": tf.uint8}
 
 
-class ConversionError(ExportError):
+class ConversionError(UserError):
     """The converter rejected the graph or the settings."""
 
 

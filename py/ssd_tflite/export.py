@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
-from ssd_tflite import anchors, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, resnet_v1_fpn
+from ssd_tflite import anchors, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, preprocessing, resnet_v1_fpn
 from ssd_tflite.checkpoint import CheckpointSource
-from ssd_tflite.errors import ExportError
+from ssd_tflite.errors import UserError
 from ssd_tflite.layers import LayerBuilder, VariableSource
 from ssd_tflite.pipeline_config import ModelSpec
 from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
@@ -53,14 +53,19 @@ def _convert_scores(logits: tf.Tensor, spec: ModelSpec) -> tf.Tensor:
 
 
 def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostProcessingFlags | None,
-                graph: tf.Graph | None = None) -> ExportedGraph:
+                graph: tf.Graph | None = None, embed_input_normalization: bool = False) -> ExportedGraph:
     """Builds the export graph in `graph` (a new one by default) and returns its GraphDef.
 
-    `postprocessing` None leaves out the TFLite_Detection_PostProcess node.
+    `postprocessing` None leaves out the TFLite_Detection_PostProcess node;
+    `embed_input_normalization` makes the input (pixel - 128) / 128 (see preprocessing).
     """
     graph = graph or tf.Graph()
     with graph.as_default():
         images = tf.compat.v1.placeholder(tf.float32, [1, spec.height, spec.width, 3], name=INPUT_NAME)
+        if embed_input_normalization:
+            scale, offset = preprocessing.embedding_affine(spec.feature_extractor.type)
+            with tf.compat.v1.name_scope("Preprocessor/"):
+                images = tf.add(tf.multiply(images, scale, name="mul"), offset, name="sub")
         backbone = LayerBuilder(source, spec.quantized, spec.feature_extractor.batch_norm_epsilon)
         feature_maps = FEATURE_EXTRACTORS[spec.feature_extractor.type](backbone, images, spec.feature_extractor)
         heads = LayerBuilder(source, spec.quantized, spec.box_predictor.batch_norm_epsilon)
@@ -70,7 +75,7 @@ def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostPro
         shapes = [(int(feature_map.shape[1]), int(feature_map.shape[2])) for feature_map in feature_maps]
         anchor_boxes = anchors.generate(spec.anchors, shapes, (spec.height, spec.width))
         if anchor_boxes.shape[0] != int(box_encodings.shape[1]):
-            raise ExportError(f"{anchor_boxes.shape[0]} anchors but {box_encodings.shape[1]} box predictions")
+            raise UserError(f"{anchor_boxes.shape[0]} anchors but {box_encodings.shape[1]} box predictions")
         tf.constant(anchor_boxes, name=ANCHORS)
     graph_def = graph.as_graph_def()
     if postprocessing is not None:
@@ -99,14 +104,16 @@ def _write_atomically(directory: str, files: dict[str, bytes]) -> None:
 def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: str, output_directory: str,
                         add_postprocessing_op: bool = True,
                         postprocessing: PostProcessingFlags = PostProcessingFlags(),
-                        config_override: str = "", write_pbtxt: bool = True) -> ExportedGraph:
+                        config_override: str = "", write_pbtxt: bool = True,
+                        embed_input_normalization: bool = False) -> ExportedGraph:
     """Reads config and checkpoint, builds the graph, and writes it to `output_directory`.
 
     Nothing is written unless the checkpoint matched the config exactly.
     """
     spec = pipeline_config.read(pipeline_config_path, config_override)
     source = CheckpointSource(trained_checkpoint_prefix, spec.use_moving_averages)
-    exported = build_graph(spec, source, postprocessing if add_postprocessing_op else None)
+    exported = build_graph(spec, source, postprocessing if add_postprocessing_op else None,
+                           embed_input_normalization=embed_input_normalization)
     source.verify(f"{pipeline_config_path} ({spec.feature_extractor.type}, "
                   f"{'quantized' if spec.quantized else 'float'}, {spec.num_classes} classes)")
     files = {GRAPH_FILE: exported.graph_def.SerializeToString()}

@@ -34,6 +34,7 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
         args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
     args.add("--change_concat_input_ranges=%s" % ("true" if ctx.attr.change_concat_input_ranges else "false"))
     args.add("--allow_custom_ops=%s" % ("true" if ctx.attr.allow_custom_ops else "false"))
+    args.add("--embed_input_normalization=%s" % ("true" if ctx.attr.embed_input_normalization else "false"))
     args.add_all(_postprocessing_flags(ctx.attr))
     inputs = [config]
     if ctx.file.labels:
@@ -66,6 +67,8 @@ def _export_action(ctx, checkpoint, config, graph):
     args.add_all(_postprocessing_flags(ctx.attr))
     if ctx.attr.config_override:
         args.add("--config_override=" + ctx.attr.config_override)
+    if ctx.attr.embed_input_normalization:
+        args.add("--embed_input_normalization")
     args.add_all(ctx.attr.exporter_args)
     run_quietly(
         ctx,
@@ -159,6 +162,11 @@ provides SsdTfliteModelInfo.""",
         "max_classes_per_detection": attr.int(default = 1, doc = "Export --max_classes_per_detection."),
         "detections_per_class": attr.int(default = 100, doc = "Export --detections_per_class."),
         "use_regular_nms": attr.bool(default = False, doc = "Export --use_regular_nms."),
+        "embed_input_normalization": attr.bool(
+            default = False,
+            doc = "Export with --embed_input_normalization (our exporter only): the model takes (pixel - 128) / 128 " +
+                  "whatever the feature extractor, as a uint8 ResNet50 FPN model needs.",
+        ),
         "labels": attr.label(allow_single_file = True, doc = "Class names, one per line in class-id order; default class_1..class_N."),
         "exporter": attr.label(
             default = "//py:export_tflite_ssd_graph",

@@ -1,0 +1,47 @@
+"""Runs a detect.tflite model on an image and prints what it finds.
+
+  detect --model M.tflite --image photo.jpg [--labels L] [--threshold 0.5] [--output annotated.png]
+
+Labels and metadata default to the `<name>_labels.txt` and
+`<name>_metadata.json` that the ssd_tflite_model rule writes beside `<name>.tflite`.
+"""
+
+import os
+
+from ssd_tflite import cli
+from absl import flags
+
+from ssd_tflite import detection
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .tflite model ending in TFLite_Detection_PostProcess.")
+flags.DEFINE_string("image", None, "Image to run it on (JPEG, PNG, anything Pillow reads).")
+flags.DEFINE_string("labels", None, "Class names, one per line (default: <model>_labels.txt if present).")
+flags.DEFINE_string("metadata", None, "Model metadata JSON (default: <model>_metadata.json if present).")
+flags.DEFINE_float("threshold", 0.5, "Lowest score to report.")
+flags.DEFINE_string("output", None, "Where to write the image with the detections drawn (PNG).")
+flags.mark_flags_as_required(["model", "image"])
+
+
+def _beside_model(suffix: str) -> str | None:
+    path = os.path.splitext(FLAGS.model)[0] + suffix
+    return path if os.path.exists(path) else None
+
+
+def main() -> None:
+    image = detection.load_image(FLAGS.image)
+    mean, std = detection.load_normalization(FLAGS.metadata or _beside_model("_metadata.json"))
+    detector = detection.Detector(FLAGS.model, mean, std)
+    labels = detection.load_labels(FLAGS.labels or _beside_model("_labels.txt"), count=0)
+    found = detector.detect(image, labels, FLAGS.threshold)
+    print(f"{len(found)} detection(s) with score >= {FLAGS.threshold} in {FLAGS.image}")
+    for item in found:
+        ymin, xmin, ymax, xmax = item.box
+        print(f"{item.label}\t{item.score:.3f}\tymin={ymin:.0f} xmin={xmin:.0f} ymax={ymax:.0f} xmax={xmax:.0f}")
+    if FLAGS.output:
+        detection.draw(image, found).save(FLAGS.output, format="PNG")
+        print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

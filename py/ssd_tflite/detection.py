@@ -1,0 +1,120 @@
+"""Runs a produced detect.tflite on an image: input preparation, inference, drawing.
+
+The input type and quantization come from the model itself. A float model's
+input normalization comes from its metadata (`<name>_metadata.json`, written
+by the ssd_tflite_model rule), or is (pixel - 128) / 128 without one; a uint8
+model takes the pixels as they are.
+"""
+
+import dataclasses
+import json
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from ssd_tflite.errors import InputError
+
+DEFAULT_MEAN = (128.0, 128.0, 128.0)
+DEFAULT_STD = (128.0, 128.0, 128.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    label: str
+    class_index: int
+    score: float
+    box: tuple[float, float, float, float]  # ymin, xmin, ymax, xmax in pixels of the original image
+
+
+def load_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"{path}: not an image Pillow can read (JPEG, PNG, ...): {error}") from None
+
+
+def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], Sequence[float]]:
+    """Per-channel (mean, std) of a float model's input, from its metadata if given."""
+    if not metadata_path:
+        return DEFAULT_MEAN, DEFAULT_STD
+    try:
+        with open(metadata_path) as metadata_file:
+            model_input = json.load(metadata_file)["input"]
+        return tuple(model_input["mean"]), tuple(model_input["std"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{metadata_path}: not a model metadata file with input.mean and input.std: {error}") from None
+
+
+def load_labels(path: Optional[str], count: int) -> list[str]:
+    if not path:
+        return [f"class_{index + 1}" for index in range(count)]
+    try:
+        with open(path) as labels_file:
+            return labels_file.read().splitlines()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read labels: {error.strerror}") from None
+
+
+class Detector:
+    """A detect.tflite model in the ai-edge-litert interpreter."""
+
+    def __init__(self, model_path: str, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
+        from ai_edge_litert.interpreter import Interpreter  # loads a large native library
+
+        try:
+            self.interpreter = Interpreter(model_path=model_path)
+        except (ValueError, RuntimeError) as error:
+            raise InputError(f"{model_path}: not a TFLite model: {error}") from None
+        self.interpreter.allocate_tensors()
+        (self.input,) = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        if len(self.outputs) != 4:
+            raise InputError(f"{model_path}: expected the 4 outputs of TFLite_Detection_PostProcess, "
+                             f"found {len(self.outputs)}")
+        _, self.height, self.width, _ = (int(dim) for dim in self.input["shape"])
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+
+    def input_tensor(self, image: Image.Image) -> np.ndarray:
+        """The image resized to the model's input, in its type and normalization."""
+        pixels = np.asarray(image.resize((self.width, self.height), Image.BILINEAR), np.float32)[np.newaxis]
+        if self.input["dtype"] == np.uint8:
+            return pixels.astype(np.uint8)
+        return ((pixels - self.mean) / self.std).astype(np.float32)
+
+    def raw_outputs(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """boxes [1, D, 4], classes [1, D], scores [1, D], count [1]."""
+        self.interpreter.set_tensor(self.input["index"], tensor)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(output["index"]) for output in self.outputs]
+
+    def detect(self, image: Image.Image, labels: Sequence[str], threshold: float) -> list[Detection]:
+        boxes, classes, scores, count = self.raw_outputs(self.input_tensor(image))
+        scale = np.array([image.height, image.width, image.height, image.width], np.float32)
+        detections = []
+        for index in range(int(count[0])):
+            if scores[0, index] < threshold:
+                continue
+            class_index = int(classes[0, index])
+            label = labels[class_index] if 0 <= class_index < len(labels) else f"class_{class_index + 1}"
+            box = tuple(float(value) for value in np.clip(boxes[0, index], 0.0, 1.0) * scale)
+            detections.append(Detection(label, class_index, float(scores[0, index]), box))
+        return detections
+
+
+def draw(image: Image.Image, detections: Sequence[Detection]) -> Image.Image:
+    """A copy of the image with each detection's box and label drawn on it."""
+    annotated = image.copy()
+    pen = ImageDraw.Draw(annotated)
+    for detection in detections:
+        ymin, xmin, ymax, xmax = detection.box
+        pen.rectangle([xmin, ymin, xmax, ymax], outline=(255, 40, 40), width=3)
+        caption = f"{detection.label} {detection.score:.2f}"
+        left, top, right, bottom = pen.textbbox((xmin, ymin), caption)
+        pen.rectangle([left, top, right + 4, bottom + 2], fill=(255, 40, 40))
+        pen.text((xmin + 2, ymin), caption, fill=(255, 255, 255))
+    return annotated
