@@ -2,11 +2,15 @@
 
 import json
 
+import flatbuffers.flexbuffers
 import numpy as np
 from absl.testing import absltest, parameterized
 from ai_edge_litert.interpreter import Interpreter
+from tensorflow.lite.python import schema_py_generated as schema
 
+import anchor_reference
 import testing
+from ssd_tflite import pipeline_config
 
 # target -> (input side, quantized uint8, feature extractor)
 MODELS = {
@@ -15,6 +19,13 @@ MODELS = {
     "ssdlite_mobilenet_v2_tflite": (300, False, "ssd_mobilenet_v2"),
     "ssd_resnet50_fpn_tflite": (640, False, "ssd_resnet50_v1_fpn"),
     "mlperf_ssd_mobilenet_v1_8bit_tflite": (300, True, "ssd_mobilenet_v1"),
+}
+CONFIGS = {
+    "ssd_mobilenet_v1_quant_tflite": "ssd_mobilenet_v1_quant",
+    "ssd_mobilenet_v2_quant_tflite": "ssd_mobilenet_v2_quant",
+    "ssdlite_mobilenet_v2_tflite": "ssdlite_mobilenet_v2",
+    "ssd_resnet50_fpn_tflite": "ssd_resnet50_fpn",
+    "mlperf_ssd_mobilenet_v1_8bit_tflite": "mlperf_ssd_mobilenet_v1_8bit",
 }
 OUTPUTS = [("TFLite_Detection_PostProcess", [1, 10, 4]), ("TFLite_Detection_PostProcess:1", [1, 10]),
            ("TFLite_Detection_PostProcess:2", [1, 10]), ("TFLite_Detection_PostProcess:3", [1])]
@@ -71,6 +82,39 @@ class ModelContractTest(parameterized.TestCase):
             names = labels.read().splitlines()
         self.assertLen(names, 90)
         self.assertEqual((names[0], names[89]), ("person", "toothbrush"))
+
+    @parameterized.parameters(*MODELS)
+    def test_custom_op_options_and_anchors(self, target):
+        """Read from the flatbuffer itself: the op's options match the config, anchors the formulas."""
+        with open(model_file(target, ".tflite"), "rb") as model_bytes:
+            buffer = model_bytes.read()
+        model = schema.Model.GetRootAsModel(buffer, 0)
+        subgraph = model.Subgraphs(0)
+        custom_ops = [subgraph.Operators(index) for index in range(subgraph.OperatorsLength())
+                      if model.OperatorCodes(subgraph.Operators(index).OpcodeIndex()).CustomCode()
+                      == b"TFLite_Detection_PostProcess"]
+        self.assertLen(custom_ops, 1)
+        (operator,) = custom_ops
+        options = flatbuffers.flexbuffers.Loads(operator.CustomOptionsAsNumpy().tobytes())
+        spec = pipeline_config.read(testing.runfile(f"models/configs/{CONFIGS[target]}.pipeline.config"))
+        self.assertEqual({key: options[key] for key in ("max_detections", "max_classes_per_detection",
+                                                          "detections_per_class", "use_regular_nms", "num_classes")},
+                         {"max_detections": 10, "max_classes_per_detection": 1, "detections_per_class": 100,
+                          "use_regular_nms": False, "num_classes": spec.num_classes})
+        self.assertEqual([options[key] for key in ("y_scale", "x_scale", "h_scale", "w_scale")], [10, 10, 5, 5])
+        self.assertAlmostEqual(options["nms_iou_threshold"], spec.nms_iou_threshold, places=6)
+        self.assertAlmostEqual(options["nms_score_threshold"], spec.nms_score_threshold, places=9)
+
+        anchors_tensor = subgraph.Tensors(operator.Inputs(2))
+        self.assertEqual(anchors_tensor.Name(), b"anchors")
+        data = model.Buffers(anchors_tensor.Buffer()).DataAsNumpy()
+        self.assertEqual(anchors_tensor.Type(), schema.TensorType.FLOAT32)
+        anchors = np.frombuffer(data.tobytes(), np.float32).reshape(anchors_tensor.ShapeAsNumpy())
+        if isinstance(spec.anchors, pipeline_config.MultiscaleAnchors):
+            reference = anchor_reference.retinanet_anchors(3, 7, 4.0, (1.0, 2.0, 0.5), 2, spec.height)
+        else:
+            reference = anchor_reference.ssd_anchors(0.2, 0.95, (1.0, 2.0, 0.5, 3.0, 0.3333), [19, 10, 5, 3, 2, 1])
+        np.testing.assert_allclose(anchors, np.array(reference, np.float32), atol=1e-4)
 
 
 if __name__ == "__main__":
