@@ -98,6 +98,25 @@ class ParityTest(parameterized.TestCase):
         np.testing.assert_allclose(tflite_scores[0, :found], expected_scores, atol=1e-4)
         np.testing.assert_allclose(tflite_boxes[0, :found], expected_boxes, atol=1e-4)
 
+    @parameterized.parameters(*IMAGES)
+    def test_resnet_fpn_through_detect_matches_graph_fed_mean_subtracted_pixels(self, image):
+        """The embedded normalization is exact: detect's (pixel - 128) / 128 input gives the
+        outputs of the classic graph (no embedding) fed with pixel - channel means."""
+        model = detector("ssd_resnet50_fpn_tflite")
+        classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_graph.pb"))
+        picture = detection.load_image(testing.testdata(image))
+        pixels = np.asarray(picture.resize((640, 640), detection.Image.BILINEAR), np.float32)[np.newaxis]
+        encodings, scores, anchors = classic.raw_outputs(pixels - np.array([123.68, 116.779, 103.939], np.float32))
+        boxes = postprocess_reference.decode(encodings[0], anchors, (10.0, 10.0, 5.0, 5.0))
+        expected_boxes, expected_classes, expected_scores = postprocess_reference.fast_nms(
+            boxes, scores[0], classic.attr("nms_score_threshold"), classic.attr("nms_iou_threshold"), 10)
+        tflite_boxes, tflite_classes, tflite_scores, count = model.raw_outputs(model.input_tensor(picture))
+        found = int(count[0])
+        self.assertEqual(found, len(expected_scores))
+        np.testing.assert_array_equal(tflite_classes[0, :found].astype(int), expected_classes)
+        np.testing.assert_allclose(tflite_scores[0, :found], expected_scores, atol=1e-4)
+        np.testing.assert_allclose(tflite_boxes[0, :found], expected_boxes, atol=1e-4)
+
     @parameterized.product(target=QUANTIZED_MODELS, image=IMAGES)
     def test_quantized_model_matches_fake_quant_graph(self, target, image):
         graph = FrozenGraph(testing.runfile(f"models/{target}_graph.pb"))
