@@ -3,7 +3,9 @@
 import os
 import subprocess
 
+import numpy as np
 from absl.testing import absltest
+from PIL import Image
 
 import testing
 
@@ -62,6 +64,33 @@ class CliTest(absltest.TestCase):
         with open(testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite"), "rb") as built, \
                 open(outputs[0], "rb") as ours:
             self.assertEqual(built.read(), ours.read(), "the Bazel rule and the CLI give the same model")
+
+    def test_detect_prints_detections_and_writes_annotated_png(self):
+        output = os.path.join(self.create_tempdir().full_path, "annotated.png")
+        photo = testing.testdata("chelsea.png")
+        result = run_tool("detect", "--model", testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite"),
+                          "--image", photo, "--threshold", "0", "--output", output)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[0], f"10 detection(s) with score >= 0.0 in {photo}")
+        labels = set(open(testing.runfile("models/ssd_mobilenet_v1_quant_tflite_labels.txt")).read().splitlines())
+        for line in lines[1:11]:
+            label, score, box = line.split("\t")
+            self.assertIn(label, labels)
+            self.assertTrue(0.0 <= float(score) <= 1.0)
+            self.assertRegex(box, r"^ymin=\d+ xmin=\d+ ymax=\d+ xmax=\d+$")
+        with Image.open(photo) as original, Image.open(output) as annotated:
+            self.assertEqual(annotated.format, "PNG")
+            self.assertEqual(annotated.size, original.size)
+            self.assertGreater(np.abs(np.asarray(annotated, np.int16) - np.asarray(original, np.int16)).sum(), 0)
+
+    def test_detect_refuses_a_file_that_is_not_an_image(self):
+        output = os.path.join(self.create_tempdir().full_path, "annotated.png")
+        not_an_image = testing.testdata("ssdlite_mobilenet_v2_zoo.manifest.tsv")
+        result = run_tool("detect", "--model", testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite"),
+                          "--image", not_an_image, "--output", output)
+        self.assert_clean_error(result, f"detect: error: {not_an_image}: not an image")
+        self.assertFalse(os.path.exists(output))
 
 
 if __name__ == "__main__":

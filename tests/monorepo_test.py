@@ -133,6 +133,28 @@ ssd_tflite_model(
             with open(model, "rb") as nested, open(testing.runfile(f"models/{target}.tflite"), "rb") as own:
                 self.assertEqual(nested.read(), own.read(), target)
 
+    def test_corrupt_tarball_fails_naming_the_archive(self):
+        archive, _ = zoo_archives()["ssdlite_mobilenet_v2_coco"]
+        corrupt_dir = os.path.join(self.served, "corrupt")
+        os.makedirs(corrupt_dir, exist_ok=True)
+        with open(os.path.join(self.served, archive), "rb") as good:
+            truncated = good.read()[:4096]  # a download cut short
+        with open(os.path.join(corrupt_dir, archive), "wb") as bad:
+            bad.write(truncated)
+        workspace = self.monorepo("corrupt", dict(self.sha256, ssdlite_mobilenet_v2_coco=hashlib.sha256(truncated).hexdigest()))
+        with open(os.path.join(workspace, "WORKSPACE")) as original:
+            text = original.read().replace(f'zoo_mirrors = ["{self.mirror}"]', f'zoo_mirrors = ["{self.mirror}/corrupt"]')
+        with open(os.path.join(workspace, "WORKSPACE"), "w") as changed:
+            changed.write(text)
+        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+                            "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ssdlite_mobilenet_v2_coco", result.stderr)
+        self.assertRegex(result.stderr, r"(?i)(error extracting|unexpected end|not in gzip format|truncated|EOF)")
+        bin_dir = self.bazel(workspace, "info", "bazel-bin").stdout.strip()
+        self.assertFalse(os.path.exists(os.path.join(bin_dir, "external", "rules_ssd_tflite", "models",
+                                                     "ssdlite_mobilenet_v2_tflite.tflite")))
+
     def test_wrong_sha256_fails_with_bazels_checksum_error(self):
         wrong = dict(self.sha256, ssdlite_mobilenet_v2_coco="0" * 64)
         workspace = self.monorepo("wrong_sha", wrong)
