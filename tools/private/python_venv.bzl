@@ -79,7 +79,8 @@ toolchain(
 # The interpreter itself, for scripts outside Bazel (benchmarks).
 exports_files(["python"])
 """.format(python = venv + "/bin/python3"))
-    rctx.symlink(venv + "/bin/python3", "python")
+    # A wrapper, not a symlink: the venv's python finds pyvenv.cfg only when run by its own path.
+    rctx.file("python", '#!/bin/sh\nexec "{}/bin/python3" "$@"\n'.format(venv), executable = True)
 
 python_venv = repository_rule(
     implementation = _python_venv_impl,
