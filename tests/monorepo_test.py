@@ -5,16 +5,12 @@ real ones, served from 127.0.0.1, and built in a scratch workspace by a
 nested Bazel, through the same http_archive declarations users get.
 """
 
-import collections
 import functools
 import hashlib
 import http.server
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import threading
 
@@ -103,25 +99,14 @@ ssd_tflite_model(
 """)
         return workspace
 
-    def bazel(self, workspace: str, command: str, *args: str) -> subprocess.CompletedProcess:
-        """Runs the nested Bazel (with the system bazelrc Debian's Bazel needs, without ours)."""
-        startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc",
-                   f"--output_user_root={os.path.join(self.tmp, 'bazel_root')}"]
-        options = ["--nosandbox_debug", f"--repository_cache={os.path.join(workspace, 'repository_cache')}",
-                   # Share the locked virtualenv of this test's own interpreter: no pip here.
-                   f"--repo_env=RULES_SSD_TFLITE_VENV_CACHE={os.path.dirname(sys.prefix)}"]
-        return subprocess.run(startup + [command] + (options if command == "build" else []) + list(args),
-                              cwd=workspace, env=dict(os.environ, HOME=self.tmp),
-                              capture_output=True, text=True, timeout=1800)
-
     def test_monorepo_builds_every_model_from_served_tarballs(self):
         workspace = self.monorepo("monorepo", self.sha256)
         targets = [f"@rules_ssd_tflite//models:{target}" for target in STAND_INS.values()]
-        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect", *targets)
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect", *targets)
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
         for archive, _ in zoo_archives().values():
             self.assertIn("/" + archive, _QuietHandler.requested)
-        bin_dir = self.bazel(workspace, "info", "bazel-bin").stdout.strip()
+        bin_dir = testing.nested_bazel(workspace, "info", "bazel-bin").stdout.strip()
         models = [os.path.join(bin_dir, "detect.tflite")] + [
             os.path.join(bin_dir, "external", "rules_ssd_tflite", "models", f"{target}.tflite") for target in STAND_INS.values()]
         for model in models:
@@ -146,38 +131,29 @@ ssd_tflite_model(
             text = original.read().replace(f'zoo_mirrors = ["{self.mirror}"]', f'zoo_mirrors = ["{self.mirror}/corrupt"]')
         with open(os.path.join(workspace, "WORKSPACE"), "w") as changed:
             changed.write(text)
-        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("ssdlite_mobilenet_v2_coco", result.stderr)
         self.assertRegex(result.stderr, r"(?i)(error extracting|unexpected end|not in gzip format|truncated|EOF)")
-        bin_dir = self.bazel(workspace, "info", "bazel-bin").stdout.strip()
+        bin_dir = testing.nested_bazel(workspace, "info", "bazel-bin").stdout.strip()
         self.assertFalse(os.path.exists(os.path.join(bin_dir, "external", "rules_ssd_tflite", "models",
                                                      "ssdlite_mobilenet_v2_tflite.tflite")))
 
     def test_wrong_sha256_fails_with_bazels_checksum_error(self):
         wrong = dict(self.sha256, ssdlite_mobilenet_v2_coco="0" * 64)
         workspace = self.monorepo("wrong_sha", wrong)
-        result = self.bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"Checksum was {self.sha256['ssdlite_mobilenet_v2_coco']} but wanted {'0' * 64}", result.stderr)
 
-    def spawns_by_target(self, workspace: str, *targets: str) -> collections.Counter:
+    def spawns_by_target(self, workspace: str, *targets: str):
         """Builds and counts the executed actions (spawns) of each target."""
         log = os.path.join(workspace, "execution_log.json")
-        result = self.bazel(workspace, "build", f"--execution_log_json_file={log}", *targets)
+        result = testing.nested_bazel(workspace, "build", f"--execution_log_json_file={log}", *targets)
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
-        with open(log) as log_file:
-            text = log_file.read()
-        decoder, position, counts = json.JSONDecoder(), 0, collections.Counter()
-        while position < len(text.rstrip()):
-            entry, position = decoder.raw_decode(text, position)
-            # Bazel 4's log has no target field; our progress messages name the target.
-            label = re.search(r"(//[^ ]+)", entry["progressMessage"])
-            counts[label.group(1) if label else entry["mnemonic"]] += 1
-            position = len(text) - len(text[position:].lstrip())
-        return counts
+        return testing.spawns_by_target(testing.execution_log(log))
 
     def test_no_op_rebuild_and_one_changed_config(self):
         build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model", "synthetic_ssd_checkpoint")

@@ -1,7 +1,13 @@
 """Helpers shared by the tests: runfiles, reference layouts, checkpoints from manifests."""
 
 import ast
+import collections
+import json
 import os
+import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 
@@ -46,3 +52,41 @@ def write_manifest_checkpoint(prefix: str, manifest: dict[str, tuple[tuple[int, 
             value = np.abs(value) + 0.5
         values[name] = value.astype(dtype)
     synthetic.write_checkpoint(prefix, values)
+
+
+def nested_bazel(workspace: str, command: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs a Bazel inside the test on `workspace`, sharing this test's locked virtualenv.
+
+    Keeps the system bazelrc (Debian's Bazel needs its install base from it),
+    skips the user's, and keeps the server's files under the test's tmpdir.
+    """
+    tmp = os.environ["TEST_TMPDIR"]
+    startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc",
+               f"--output_user_root={os.path.join(tmp, 'bazel_root')}"]
+    options = ["--nosandbox_debug", f"--repository_cache={os.path.join(workspace, 'repository_cache')}",
+               # Share the locked virtualenv of this test's own interpreter: no pip here.
+               f"--repo_env=RULES_SSD_TFLITE_VENV_CACHE={os.path.dirname(sys.prefix)}"]
+    return subprocess.run(startup + [command] + (options if command == "build" else []) + list(args),
+                          cwd=workspace, env=dict(os.environ, HOME=tmp),
+                          capture_output=True, text=True, timeout=1800)
+
+
+def execution_log(path: str) -> list[dict]:
+    """The spawns of a `--execution_log_json_file` (concatenated JSON objects)."""
+    with open(path) as log_file:
+        text = log_file.read()
+    decoder, position, entries = json.JSONDecoder(), 0, []
+    while text[position:].strip():
+        entry, position = decoder.raw_decode(text, position)
+        entries.append(entry)
+        position = len(text) - len(text[position:].lstrip())
+    return entries
+
+
+def spawns_by_target(entries: list[dict]) -> collections.Counter:
+    """Executed spawns per target; Bazel 4's log has no target field, our progress messages name it."""
+    counts = collections.Counter()
+    for entry in entries:
+        label = re.search(r"(//[^ ]+)", entry["progressMessage"])
+        counts[label.group(1) if label else entry["mnemonic"]] += 1
+    return counts

@@ -1,0 +1,108 @@
+"""Two clones in different folders share build results through a real HTTP cache.
+
+nginx (Debian's nginx-light, WebDAV PUT) serves as the cache on 127.0.0.1.
+Clone A builds //models:all with --config=remote_cache and fills it; clone B,
+with its own cold output base, must then take every checkpoint, contract,
+export and conversion action from the cache.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from absl.testing import absltest
+
+import testing
+
+MODEL_MNEMONICS = {"SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RemoteCacheTest(absltest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(nginx):
+            self.fail("this test needs nginx with WebDAV: apt-get install nginx-light (.ci/run installs it)")
+        self.tmp = self.create_tempdir().full_path
+        root = os.path.join(self.tmp, "nginx")
+        for folder in ("cache", "body", "temp"):
+            os.makedirs(os.path.join(root, folder))
+        self.port = free_port()
+        config = os.path.join(root, "nginx.conf")
+        with open(config, "w") as out:
+            out.write(f"""user root;
+daemon off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{}}
+http {{
+    access_log {root}/access.log;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/temp;
+    fastcgi_temp_path {root}/temp;
+    uwsgi_temp_path {root}/temp;
+    scgi_temp_path {root}/temp;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            root {root}/cache;
+            dav_methods PUT;
+            create_full_put_path on;
+            client_max_body_size 2g;
+        }}
+    }}
+}}
+""")
+        self.server = subprocess.Popen([nginx, "-c", config, "-p", root], stderr=subprocess.PIPE)
+        self.addCleanup(self.server.wait, 30)
+        self.addCleanup(self.server.terminate)
+        for _ in range(50):
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            self.fail(f"nginx did not start: {self.server.stderr.read().decode()}")
+
+    def clone(self, name: str) -> str:
+        source = os.path.dirname(os.path.realpath(testing.runfile("WORKSPACE")))
+        target = os.path.join(self.tmp, name, "rules_ssd_tflite")
+        shutil.copytree(source, target, symlinks=True,
+                        ignore=shutil.ignore_patterns("bazel-*", ".git", "__pycache__", "user.bazelrc"))
+        return target
+
+    def build(self, workspace: str) -> tuple[float, list[dict]]:
+        log = os.path.join(workspace, "execution_log.json")
+        start = time.monotonic()
+        result = testing.nested_bazel(workspace, "build", "--config=remote_cache",
+                                      f"--remote_cache=http://127.0.0.1:{self.port}",
+                                      f"--execution_log_json_file={log}", "//models:all")
+        elapsed = time.monotonic() - start
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        return elapsed, [entry for entry in testing.execution_log(log) if entry["mnemonic"] in MODEL_MNEMONICS]
+
+    def test_second_clone_takes_every_model_action_from_the_cache(self):
+        first_time, first = self.build(self.clone("a"))
+        self.assertNotEmpty(first)
+        self.assertFalse(any(entry["remoteCacheHit"] for entry in first), "the cache starts empty")
+        second_time, second = self.build(self.clone("b"))
+        self.assertEqual(sorted(entry["progressMessage"] for entry in second),
+                         sorted(entry["progressMessage"] for entry in first))
+        misses = [entry["progressMessage"] for entry in second if not entry["remoteCacheHit"]]
+        self.assertEqual(misses, [], "every model action of clone b must be a remote cache hit")
+        print(f"remote cache: {len(second)}/{len(second)} model actions hit; "
+              f"clone a {first_time:.0f} s, clone b {second_time:.0f} s")
+
+
+if __name__ == "__main__":
+    absltest.main()
