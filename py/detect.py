@@ -32,7 +32,7 @@ def main() -> None:
     image = detection.load_image(FLAGS.image)
     mean, std = detection.load_normalization(FLAGS.metadata or _beside_model("_metadata.json"))
     detector = detection.Detector(FLAGS.model, mean, std)
-    labels = detection.load_labels(FLAGS.labels or _beside_model("_labels.txt"), count=0)
+    labels = detection.load_labels(FLAGS.labels or _beside_model("_labels.txt"))
     found = detector.detect(image, labels, FLAGS.threshold)
     print(f"{len(found)} detection(s) with score >= {FLAGS.threshold} in {FLAGS.image}")
     for item in found:

@@ -15,7 +15,7 @@ import time
 from ssd_tflite import cli
 from absl import flags, logging
 
-from ssd_tflite import conversion
+from ssd_tflite import atomic_files, conversion
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_file", None, "Frozen TensorFlow GraphDef (binary).")
@@ -69,7 +69,7 @@ def main() -> None:
     )
     start = time.monotonic()
     model = conversion.convert(FLAGS.input_file, settings)
-    conversion.write_file_atomically(FLAGS.output_file, model)
+    atomic_files.write_file(FLAGS.output_file, model)
     logging.info("Wrote %s (%d bytes, %s) in %.1f s", FLAGS.output_file, len(model), settings.inference_type,
                  time.monotonic() - start)
 

@@ -103,7 +103,7 @@ class ParityTest(parameterized.TestCase):
         """The embedded normalization is exact: detect's (pixel - 128) / 128 input gives the
         outputs of the classic graph (no embedding) fed with pixel - channel means."""
         model = detector("ssd_resnet50_fpn_tflite")
-        classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_graph.pb"))
+        classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_frozen_graph.pb"))
         picture = detection.load_image(testing.testdata(image))
         pixels = np.asarray(picture.resize((640, 640), detection.Image.BILINEAR), np.float32)[np.newaxis]
         encodings, scores, anchors = classic.raw_outputs(pixels - np.array([123.68, 116.779, 103.939], np.float32))

@@ -6,8 +6,6 @@ FakeQuant ranges, and custom ops (TFLite_Detection_PostProcess).
 """
 
 import dataclasses
-import os
-import tempfile
 from typing import Optional
 
 import tensorflow as tf
@@ -77,16 +75,3 @@ def convert(graph_def_file: str, settings: ConversionSettings) -> bytes:
         return converter.convert()
     except Exception as error:  # the converter raises several unrelated types
         raise ConversionError(f"{graph_def_file}: the TFLite converter failed: {error}") from None
-
-
-def write_file_atomically(path: str, content: bytes) -> None:
-    """Writes `path` via a temporary sibling, so a failure leaves no partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -49,9 +49,10 @@ def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], S
         raise InputError(f"{metadata_path}: not a model metadata file with input.mean and input.std: {error}") from None
 
 
-def load_labels(path: Optional[str], count: int) -> list[str]:
+def load_labels(path: Optional[str]) -> list[str]:
+    """Class names by class index; none without a file (detections are then named class_<id>)."""
     if not path:
-        return [f"class_{index + 1}" for index in range(count)]
+        return []
     try:
         with open(path) as labels_file:
             return labels_file.read().splitlines()

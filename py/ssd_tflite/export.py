@@ -9,14 +9,12 @@ become constants as the graph is built, so the graph is frozen by construction.
 """
 
 import dataclasses
-import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
-from ssd_tflite import anchors, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, preprocessing, resnet_v1_fpn
+from ssd_tflite import anchors, atomic_files, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, preprocessing, resnet_v1_fpn
 from ssd_tflite.checkpoint import CheckpointSource
 from ssd_tflite.errors import UserError
 from ssd_tflite.layers import LayerBuilder, VariableSource
@@ -83,24 +81,6 @@ def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostPro
     return ExportedGraph(graph_def, shapes, anchor_boxes)
 
 
-def _write_atomically(directory: str, files: dict[str, bytes]) -> None:
-    """Writes all files or none: each goes to a temporary name first."""
-    os.makedirs(directory, exist_ok=True)
-    staged = []
-    try:
-        for name, content in files.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-            staged.append((temporary, os.path.join(directory, name)))
-            with os.fdopen(handle, "wb") as out:
-                out.write(content)
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    finally:
-        for temporary, _ in staged:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-
-
 def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: str, output_directory: str,
                         add_postprocessing_op: bool = True,
                         postprocessing: PostProcessingFlags = PostProcessingFlags(),
@@ -119,5 +99,5 @@ def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: st
     files = {GRAPH_FILE: exported.graph_def.SerializeToString()}
     if write_pbtxt:
         files[GRAPH_TEXT_FILE] = text_format.MessageToString(exported.graph_def).encode()
-    _write_atomically(output_directory, files)
+    atomic_files.write_files(output_directory, files)
     return exported

@@ -184,7 +184,7 @@ def _model_spec(config, path: str) -> ModelSpec:
              "supported generators are ssd_anchor_generator and multiscale_anchor_generator")
     anchors = _anchors(getattr(ssd.anchor_generator, anchors_kind), path)
 
-    score_converter = pipeline_schema_enum_name(ssd.post_processing, "score_converter")
+    score_converter = _enum_name(ssd.post_processing, "score_converter")
     nms = ssd.post_processing.batch_non_max_suppression
 
     quantized = config.HasField("graph_rewriter") and config.graph_rewriter.HasField("quantization")
@@ -231,7 +231,7 @@ def _model_spec(config, path: str) -> ModelSpec:
     )
 
 
-def pipeline_schema_enum_name(message, field: str) -> str:
+def _enum_name(message, field: str) -> str:
     """The symbolic name of an enum field's value."""
     return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
 

@@ -31,7 +31,6 @@ def attributes(spec: ModelSpec, flags: PostProcessingFlags) -> dict[str, object]
         "h_scale": h_scale,
         "w_scale": w_scale,
         "_output_quantized": True,
-        "_support_output_type_float_in_quantized_op": True,
     }
 
 
