@@ -16,17 +16,13 @@ from ssd_tflite import cli
 from absl import flags, logging
 
 from ssd_tflite import export
-from ssd_tflite.graph_contract import PostProcessingFlags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline_config_path", None, "Path to a pipeline.config of an SSD model.")
 flags.DEFINE_string("trained_checkpoint_prefix", None, "Checkpoint prefix, e.g. path/to/model.ckpt.")
 flags.DEFINE_string("output_directory", None, "Where tflite_graph.pb and tflite_graph.pbtxt are written.")
 flags.DEFINE_bool("add_postprocessing_op", True, "End the graph in the TFLite_Detection_PostProcess custom op.")
-flags.DEFINE_integer("max_detections", 10, "Maximum number of detections (boxes) to show.")
-flags.DEFINE_integer("max_classes_per_detection", 1, "Number of classes to display per detection box.")
-flags.DEFINE_integer("detections_per_class", 100, "Number of anchors used per class in regular NMS.")
-flags.DEFINE_bool("use_regular_nms", False, "Per-class (regular) NMS instead of the faster class-agnostic NMS.")
+cli.define_postprocessing_flags()
 flags.DEFINE_string("config_override", "", "pipeline_pb2.TrainEvalPipelineConfig text proto merged on top of the config.")
 flags.DEFINE_bool("write_pbtxt", True, "Also write the text form tflite_graph.pbtxt (large for big models).")
 flags.DEFINE_bool("embed_input_normalization", False,
@@ -42,12 +38,7 @@ def main() -> None:
         FLAGS.trained_checkpoint_prefix,
         FLAGS.output_directory,
         add_postprocessing_op=FLAGS.add_postprocessing_op,
-        postprocessing=PostProcessingFlags(
-            max_detections=FLAGS.max_detections,
-            max_classes_per_detection=FLAGS.max_classes_per_detection,
-            detections_per_class=FLAGS.detections_per_class,
-            use_regular_nms=FLAGS.use_regular_nms,
-        ),
+        postprocessing=cli.postprocessing_from_flags(),
         config_override=FLAGS.config_override,
         write_pbtxt=FLAGS.write_pbtxt,
         embed_input_normalization=FLAGS.embed_input_normalization,

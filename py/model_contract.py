@@ -8,7 +8,6 @@ from ssd_tflite import cli
 from absl import flags
 
 from ssd_tflite import contract, pipeline_config
-from ssd_tflite.graph_contract import PostProcessingFlags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline_config_path", None, "The model's pipeline.config.")
@@ -22,10 +21,7 @@ flags.DEFINE_float("default_ranges_max", None, "Default range max for tensors wi
 flags.DEFINE_bool("change_concat_input_ranges", False, "Passed to the converter.")
 flags.DEFINE_bool("allow_custom_ops", True, "Passed to the converter.")
 flags.DEFINE_bool("embed_input_normalization", False, "As given to the export: the graph takes (pixel - 128) / 128.")
-flags.DEFINE_integer("max_detections", 10, "As given to the export.")
-flags.DEFINE_integer("max_classes_per_detection", 1, "As given to the export.")
-flags.DEFINE_integer("detections_per_class", 100, "As given to the export.")
-flags.DEFINE_bool("use_regular_nms", False, "As given to the export.")
+cli.define_postprocessing_flags()  # as given to the export
 flags.DEFINE_string("labels", None, "Labels file, one class name per line; default class_1..class_N.")
 flags.DEFINE_string("converter_flags_out", None, "Where the converter flags are written, one per line.")
 flags.DEFINE_string("metadata_out", None, "Where the JSON metadata is written.")
@@ -48,8 +44,7 @@ def main() -> None:
         allow_custom_ops=FLAGS.allow_custom_ops,
         embed_input_normalization=FLAGS.embed_input_normalization,
     ))
-    postprocessing = PostProcessingFlags(FLAGS.max_detections, FLAGS.max_classes_per_detection,
-                                         FLAGS.detections_per_class, FLAGS.use_regular_nms)
+    postprocessing = cli.postprocessing_from_flags()
     labels_text = None
     if FLAGS.labels:
         with open(FLAGS.labels) as labels_file:
