@@ -38,6 +38,9 @@ def run(main: Callable[[], None]) -> None:
     def absl_main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        # Under `bazel run`, resolve relative paths from where the user ran it.
+        if os.environ.get("BUILD_WORKING_DIRECTORY"):
+            os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
         logging.set_verbosity(logging.INFO)
         logging.use_absl_handler()
         try:
