@@ -17,14 +17,18 @@ MODELS = {
     "ssd_mobilenet_v1_quant_tflite": (300, True, "ssd_mobilenet_v1"),
     "ssd_mobilenet_v2_quant_tflite": (300, True, "ssd_mobilenet_v2"),
     "ssdlite_mobilenet_v2_tflite": (300, False, "ssd_mobilenet_v2"),
+    "ssdlite_mobilenet_v2_uint8_tflite": (300, True, "ssd_mobilenet_v2"),
     "ssd_resnet50_fpn_tflite": (640, False, "ssd_resnet50_v1_fpn"),
+    "ssd_resnet50_fpn_uint8_tflite": (640, True, "ssd_resnet50_v1_fpn"),
     "mlperf_ssd_mobilenet_v1_8bit_tflite": (300, True, "ssd_mobilenet_v1"),
 }
 CONFIGS = {
     "ssd_mobilenet_v1_quant_tflite": "ssd_mobilenet_v1_quant",
     "ssd_mobilenet_v2_quant_tflite": "ssd_mobilenet_v2_quant",
     "ssdlite_mobilenet_v2_tflite": "ssdlite_mobilenet_v2",
+    "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2",
     "ssd_resnet50_fpn_tflite": "ssd_resnet50_fpn",
+    "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn",
     "mlperf_ssd_mobilenet_v1_8bit_tflite": "mlperf_ssd_mobilenet_v1_8bit",
 }
 OUTPUTS = [("TFLite_Detection_PostProcess", [1, 10, 4]), ("TFLite_Detection_PostProcess:1", [1, 10]),
