@@ -1,7 +1,8 @@
 """Exports an SSD checkpoint as a frozen TFLite-ready graph (`tflite_graph.pb`).
 
-The graph takes the preprocessed image `normalized_input_image_tensor`
-[1, H, W, 3], computes `raw_outputs/box_encodings` [1, N, 4] and
+The graph takes `normalized_input_image_tensor` [1, H, W, 3] (the feature
+extractor's preprocessed image, or (pixel - 128) / 128 with the embedded
+normalization of `preprocessing`), computes `raw_outputs/box_encodings` [1, N, 4] and
 `raw_outputs/class_predictions` [1, N, num_classes + 1] (after the config's
 score converter), holds the anchors as the const `anchors` [N, 4], and, with
 the post-processing op, ends in `TFLite_Detection_PostProcess`. Variables
@@ -17,9 +18,9 @@ from google.protobuf import text_format
 from ssd_tflite import anchors, atomic_files, box_predictors, mobilenet_v1, mobilenet_v2, pipeline_config, preprocessing, resnet_v1_fpn
 from ssd_tflite.checkpoint import CheckpointSource
 from ssd_tflite.errors import UserError
+from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
 from ssd_tflite.layers import LayerBuilder, VariableSource
 from ssd_tflite.pipeline_config import ModelSpec
-from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
 from ssd_tflite.postprocess_op import add_to_graph_def
 
 GRAPH_FILE = "tflite_graph.pb"

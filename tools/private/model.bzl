@@ -11,12 +11,15 @@ OUTPUT_ARRAYS = [
     "TFLite_Detection_PostProcess:3",
 ]
 
+def _bool(value):
+    return "true" if value else "false"
+
 def _postprocessing_flags(attr):
     return [
         "--max_detections=%d" % attr.max_detections,
         "--max_classes_per_detection=%d" % attr.max_classes_per_detection,
         "--detections_per_class=%d" % attr.detections_per_class,
-        "--use_regular_nms=%s" % ("true" if attr.use_regular_nms else "false"),
+        "--use_regular_nms=" + _bool(attr.use_regular_nms),
     ]
 
 def _contract_action(ctx, config, converter_flags, metadata, labels):
@@ -32,9 +35,9 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
             fail("default_ranges takes [min, max]", attr = "default_ranges")
         args.add("--default_ranges_min=" + ctx.attr.default_ranges[0])
         args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
-    args.add("--change_concat_input_ranges=%s" % ("true" if ctx.attr.change_concat_input_ranges else "false"))
-    args.add("--allow_custom_ops=%s" % ("true" if ctx.attr.allow_custom_ops else "false"))
-    args.add("--embed_input_normalization=%s" % ("true" if ctx.attr.embed_input_normalization else "false"))
+    args.add("--change_concat_input_ranges=" + _bool(ctx.attr.change_concat_input_ranges))
+    args.add("--allow_custom_ops=" + _bool(ctx.attr.allow_custom_ops))
+    args.add("--embed_input_normalization=" + _bool(ctx.attr.embed_input_normalization))
     args.add_all(_postprocessing_flags(ctx.attr))
     inputs = [config]
     if ctx.file.labels:
