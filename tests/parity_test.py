@@ -16,8 +16,6 @@ path from input to output. The decoding and NMS after that point are the
 same float code as in the float models, already checked to 1e-4.
 """
 
-import json
-
 import numpy as np
 import tensorflow as tf
 from absl.testing import absltest, parameterized
@@ -73,9 +71,8 @@ class FrozenGraph:
 
 
 def detector(target: str) -> detection.Detector:
-    with open(testing.runfile(f"models/{target}_metadata.json")) as metadata:
-        model_input = json.load(metadata)["input"]
-    return detection.Detector(testing.runfile(f"models/{target}.tflite"), model_input["mean"], model_input["std"])
+    mean, std = detection.load_normalization(testing.runfile(f"models/{target}_metadata.json"))
+    return detection.Detector(testing.runfile(f"models/{target}.tflite"), mean, std)
 
 
 class ParityTest(parameterized.TestCase):

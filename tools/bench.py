@@ -78,8 +78,8 @@ def uint8_gap(target: str, float_target: str) -> str:
     """Mean IoU of each float top-10 box with its best uint8 match, and mean |score difference|."""
     models = {}
     for name in (target, float_target):
-        model_input = metadata(name)["input"]
-        models[name] = detection.Detector(f"{BIN}/models/{name}.tflite", model_input["mean"], model_input["std"])
+        mean, std = detection.load_normalization(f"{BIN}/models/{name}_metadata.json")
+        models[name] = detection.Detector(f"{BIN}/models/{name}.tflite", mean, std)
     ious, score_gaps = [], []
     for path in IMAGES:
         image = detection.load_image(path)
