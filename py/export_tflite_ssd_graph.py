@@ -7,7 +7,9 @@ running on TensorFlow 2 in graph mode:
       --trained_checkpoint_prefix=model.ckpt --output_directory=out \
       --add_postprocessing_op=true
 
-writes out/tflite_graph.pb and out/tflite_graph.pbtxt.
+writes out/tflite_graph.pb and out/tflite_graph.pbtxt. Our additions:
+--embed_input_normalization and --calibration_images (uint8 builds of float
+checkpoints with measured ranges).
 """
 
 import time
@@ -28,6 +30,9 @@ flags.DEFINE_bool("write_pbtxt", True, "Also write the text form tflite_graph.pb
 flags.DEFINE_bool("embed_input_normalization", False,
                   "Make the graph input (pixel - 128) / 128 for every feature extractor and apply the "
                   "extractor's exact preprocessing inside the graph (needed for uint8 ResNet50 FPN models).")
+flags.DEFINE_list("calibration_images", [],
+                  "Images (comma-separated) to measure a float checkpoint's activation ranges on (our exporter "
+                  "only): the graph gets FakeQuant nodes, so QUANTIZED_UINT8 conversion needs no default ranges.")
 flags.mark_flags_as_required(["pipeline_config_path", "trained_checkpoint_prefix", "output_directory"])
 
 
@@ -42,6 +47,7 @@ def main() -> None:
         config_override=FLAGS.config_override,
         write_pbtxt=FLAGS.write_pbtxt,
         embed_input_normalization=FLAGS.embed_input_normalization,
+        calibration_images=FLAGS.calibration_images,
     )
     logging.info("Exported %d anchors over feature maps %s to %s in %.1f s",
                  exported.anchors.shape[0], exported.feature_map_shapes, FLAGS.output_directory,

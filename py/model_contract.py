@@ -21,6 +21,7 @@ flags.DEFINE_float("default_ranges_max", None, "Default range max for tensors wi
 flags.DEFINE_bool("change_concat_input_ranges", False, "Passed to the converter.")
 flags.DEFINE_bool("allow_custom_ops", True, "Passed to the converter.")
 flags.DEFINE_bool("embed_input_normalization", False, "As given to the export: the graph takes (pixel - 128) / 128.")
+flags.DEFINE_bool("calibrated", False, "The export measures activation ranges on --calibration_images.")
 cli.define_postprocessing_flags()  # as given to the export
 flags.DEFINE_string("labels", None, "Labels file, one class name per line; default class_1..class_N.")
 flags.DEFINE_string("converter_flags_out", None, "Where the converter flags are written, one per line.")
@@ -43,6 +44,7 @@ def main() -> None:
         change_concat_input_ranges=FLAGS.change_concat_input_ranges,
         allow_custom_ops=FLAGS.allow_custom_ops,
         embed_input_normalization=FLAGS.embed_input_normalization,
+        calibrated=FLAGS.calibrated,
     ))
     postprocessing = cli.postprocessing_from_flags()
     labels_text = None

@@ -31,6 +31,7 @@ class ConverterSettings:
     change_concat_input_ranges: bool = False
     allow_custom_ops: bool = True
     embed_input_normalization: bool = False
+    calibrated: bool = False  # the export measured activation ranges on images
 
 
 def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
@@ -39,7 +40,15 @@ def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
     if shape != (1, spec.height, spec.width, 3):
         raise ConfigError(f"input_shape {list(shape)} does not match the config's fixed_shape_resizer "
                           f"{spec.height}x{spec.width}: the graph is built for [1, {spec.height}, {spec.width}, 3]")
-    inference_type = settings.inference_type or ("QUANTIZED_UINT8" if spec.quantized else "FLOAT")
+    inference_type = settings.inference_type or ("QUANTIZED_UINT8" if spec.quantized or settings.calibrated else "FLOAT")
+    if settings.calibrated and (spec.quantized or inference_type != "QUANTIZED_UINT8"):
+        raise ConfigError("calibration_images measure activation ranges for a QUANTIZED_UINT8 build of a float "
+                          f"checkpoint; this build is {inference_type} of a "
+                          f"{'quantization-aware' if spec.quantized else 'float'} checkpoint")
+    if (inference_type == "QUANTIZED_UINT8" and not (spec.quantized or settings.calibrated)
+            and settings.default_ranges is None):
+        raise ConfigError("a QUANTIZED_UINT8 build of a float checkpoint needs activation ranges: "
+                          "give calibration_images (measured ranges) or default_ranges (TOCO's fallback)")
     graph_input = preprocessing.graph_input(spec.feature_extractor.type, settings.embed_input_normalization)
     if inference_type == "QUANTIZED_UINT8" and len(set(graph_input.mean)) > 1:
         raise ConfigError(
@@ -71,6 +80,17 @@ def converter_flags(settings: ConverterSettings) -> list[str]:
     return flags
 
 
+def _activation_ranges(spec: ModelSpec, settings: ConverterSettings) -> Optional[str]:
+    """Where a uint8 model's activation ranges come from; None for float models."""
+    if settings.inference_type != "QUANTIZED_UINT8":
+        return None
+    if spec.quantized:
+        return "checkpoint (quantization-aware training)"
+    if settings.calibrated:
+        return "calibrated on images"
+    return f"default {settings.default_ranges[0]:g}..{settings.default_ranges[1]:g}"
+
+
 def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostProcessingFlags) -> dict:
     """A JSON-ready description of the model for apps and tools such as `detect`."""
     quantized_input = settings.inference_type == "QUANTIZED_UINT8"
@@ -84,6 +104,7 @@ def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostP
         "num_classes": spec.num_classes,
         "quantization_aware_checkpoint": spec.quantized,
         "inference_type": settings.inference_type,
+        "activation_ranges": _activation_ranges(spec, settings),
         "input": {
             "name": INPUT_NAME,
             "shape": list(settings.input_shape),

@@ -37,6 +37,11 @@ def load_image(path: str) -> Image.Image:
         raise InputError(f"{path}: not an image Pillow can read (JPEG, PNG, ...): {error}") from None
 
 
+def resized_pixels(image: Image.Image, height: int, width: int) -> np.ndarray:
+    """The image resized (bilinear) to height x width, as float32 RGB pixels [H, W, 3]."""
+    return np.asarray(image.resize((width, height), Image.BILINEAR), np.float32)
+
+
 def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], Sequence[float]]:
     """Per-channel (mean, std) of a float model's input, from its metadata if given."""
     if not metadata_path:
@@ -82,7 +87,7 @@ class Detector:
 
     def input_tensor(self, image: Image.Image) -> np.ndarray:
         """The image resized to the model's input, in its type and normalization."""
-        pixels = np.asarray(image.resize((self.width, self.height), Image.BILINEAR), np.float32)[np.newaxis]
+        pixels = resized_pixels(image, self.height, self.width)[np.newaxis]
         if self.input["dtype"] == np.uint8:
             return pixels.astype(np.uint8)
         return ((pixels - self.mean) / self.std).astype(np.float32)

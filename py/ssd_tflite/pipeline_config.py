@@ -195,7 +195,7 @@ def _model_spec(config, path: str) -> ModelSpec:
                      getattr(quantization, field), "TFLite uint8 models need 8 bits")
         _require(not is_fpn, path, "graph_rewriter.quantization", "quantization",
                  f"quantization-aware {RESNET50_V1_FPN} checkpoints are not supported; "
-                 "convert the float model with --inference_type=QUANTIZED_UINT8 and default ranges instead")
+                 "export the float model with --calibration_images for a uint8 build instead")
 
     epsilon = extractor.conv_hyperparams.batch_norm.epsilon
     return ModelSpec(

@@ -62,7 +62,8 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
                                                      name=f"{fpn}/top_down/upsample_{index + 1}")
         lateral = builder.conv(inputs[index], f"{fpn}/projection_{index + 1}", depth, 1, batch_norm=None,
                                activation=None)
-        top_down = tf.add(upsampled, lateral, name=f"{fpn}/top_down/add_{index + 1}")
+        top_down = builder.activation_quant(tf.add(upsampled, lateral, name=f"{fpn}/top_down/add_{index + 1}"),
+                                            f"{fpn}/top_down/add_{index + 1}/act_quant")
         levels.insert(0, builder.conv(top_down, f"{fpn}/smoothing_{index + 1}", depth, 3))
     net = levels[-1]
     for level in range(BACKBONE_MAX_LEVEL + 1, spec.fpn_max_level + 1):

@@ -9,15 +9,13 @@ running the float graph on calibration images.
 """
 
 import zlib
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from ssd_tflite import export
+from ssd_tflite import calibration, export
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
 from ssd_tflite.pipeline_config import ModelSpec
-from ssd_tflite.graph_contract import INPUT_NAME
 
 CALIBRATION_IMAGES = 4
 
@@ -36,48 +34,17 @@ def _initial_value(name: str, shape: tuple[int, ...], rng: np.random.Generator) 
 
 
 class SyntheticSource:
-    """A `layers.VariableSource` that invents seeded values and records them."""
+    """Invents seeded variable values (the `tensor` part of a `layers.VariableSource`) and keeps them."""
 
     def __init__(self, seed: int):
         self.seed = seed
         self.values: dict[str, np.ndarray] = {}
-        self._activations: dict[str, tf.Tensor] = {}
 
     def tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         if name not in self.values:
             rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
             self.values[name] = _initial_value(name, shape, rng).astype(np.float32)
         return self.values[name]
-
-    def _set_range(self, scope: str, minimum: float, maximum: float) -> tuple[float, float]:
-        # Ranges always include zero, as fake quantization requires.
-        minimum, maximum = min(float(minimum), 0.0), max(float(maximum), 0.0)
-        self.values[f"{scope}/min"] = np.float32(minimum)
-        self.values[f"{scope}/max"] = np.float32(maximum)
-        return minimum, maximum
-
-    def weights_range(self, scope: str, folded_weights: np.ndarray) -> tuple[float, float]:
-        return self._set_range(f"{scope}/weights_quant", folded_weights.min(), folded_weights.max())
-
-    def activation_range(self, scope: str, activation: tf.Tensor) -> Optional[tuple[float, float]]:
-        self._activations[scope] = activation
-        return None  # the float graph is built first and calibrated below
-
-    def calibrate(self, graph: tf.Graph, images: np.ndarray) -> None:
-        """Sets every recorded activation range to what `images` produce."""
-        if not self._activations:
-            return
-        scopes = sorted(self._activations)
-        with tf.compat.v1.Session(graph=graph) as session:
-            lows = np.full(len(scopes), np.inf)
-            highs = np.full(len(scopes), -np.inf)
-            for image in images:
-                values = session.run([self._activations[scope] for scope in scopes],
-                                     {f"{INPUT_NAME}:0": image[np.newaxis]})
-                lows = np.minimum(lows, [value.min() for value in values])
-                highs = np.maximum(highs, [value.max() for value in values])
-        for scope, low, high in zip(scopes, lows, highs):
-            self._set_range(scope, low, high)
 
 
 def calibration_images(spec: ModelSpec, seed: int, count: int = CALIBRATION_IMAGES) -> np.ndarray:
@@ -91,10 +58,14 @@ def calibration_images(spec: ModelSpec, seed: int, count: int = CALIBRATION_IMAG
 def checkpoint_values(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
     """Every variable a checkpoint for `spec` holds, by checkpoint name."""
     source = SyntheticSource(seed)
+    recorder = calibration.RangeRecorder(source)
     graph = tf.Graph()
-    export.build_graph(spec, source, postprocessing=None, graph=graph)
-    source.calibrate(graph, calibration_images(spec, seed))
+    export.build_graph(spec, recorder, postprocessing=None, graph=graph)
     values = dict(source.values)
+    ranges = {f"{scope}/weights_quant": value_range for scope, value_range in recorder.weight_ranges.items()}
+    ranges.update(recorder.measure(graph, calibration_images(spec, seed)))
+    for scope, (minimum, maximum) in ranges.items():
+        values[f"{scope}/min"], values[f"{scope}/max"] = np.float32(minimum), np.float32(maximum)
     if spec.use_moving_averages:
         # Shadows hold the values to export; the raw variables are left a bit off.
         rng = np.random.default_rng(seed)

@@ -38,6 +38,7 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
     args.add("--change_concat_input_ranges=" + _bool(ctx.attr.change_concat_input_ranges))
     args.add("--allow_custom_ops=" + _bool(ctx.attr.allow_custom_ops))
     args.add("--embed_input_normalization=" + _bool(ctx.attr.embed_input_normalization))
+    args.add("--calibrated=" + _bool(ctx.files.calibration_images))
     args.add_all(_postprocessing_flags(ctx.attr))
     inputs = [config]
     if ctx.file.labels:
@@ -72,12 +73,14 @@ def _export_action(ctx, checkpoint, config, graph):
         args.add("--config_override=" + ctx.attr.config_override)
     if ctx.attr.embed_input_normalization:
         args.add("--embed_input_normalization")
+    if ctx.files.calibration_images:
+        args.add_joined("--calibration_images", ctx.files.calibration_images, join_with = ",")
     args.add_all(ctx.attr.exporter_args)
     run_quietly(
         ctx,
         command = 'exporter="$1" export_dir="$2" graph="$3"; shift 3; quietly "$exporter" "$@" && cp "$export_dir/tflite_graph.pb" "$graph"',
         arguments = [args],
-        inputs = depset([checkpoint.index, config], transitive = [checkpoint.data]),
+        inputs = depset([checkpoint.index, config] + ctx.files.calibration_images, transitive = [checkpoint.data]),
         tools = [ctx.attr.exporter[DefaultInfo].files_to_run],
         outputs = [export_dir, graph],
         mnemonic = "SsdExportGraph",
@@ -154,7 +157,8 @@ provides SsdTfliteModelInfo.""",
         "input_shape": attr.int_list(doc = "Converter --input_shapes; default [1, height, width, 3] from the config's fixed_shape_resizer."),
         "inference_type": attr.string(
             values = ["", "FLOAT", "QUANTIZED_UINT8"],
-            doc = "Converter --inference_type; default QUANTIZED_UINT8 for configs with graph_rewriter.quantization, else FLOAT.",
+            doc = "Converter --inference_type; default QUANTIZED_UINT8 for configs with graph_rewriter.quantization " +
+                  "or with calibration_images, else FLOAT.",
         ),
         "mean_value": attr.string(default = "128", doc = "Converter --mean_values of the uint8 input."),
         "std_value": attr.string(default = "128", doc = "Converter --std_values of the uint8 input."),
@@ -169,6 +173,13 @@ provides SsdTfliteModelInfo.""",
             default = False,
             doc = "Export with --embed_input_normalization (our exporter only): the model takes (pixel - 128) / 128 " +
                   "whatever the feature extractor, as a uint8 ResNet50 FPN model needs.",
+        ),
+        "calibration_images": attr.label_list(
+            allow_files = [".jpg", ".jpeg", ".png", ".bmp"],
+            doc = "Images to measure a float checkpoint's activation ranges on (our exporter only): the export " +
+                  "puts FakeQuant nodes with those ranges where quantization-aware training would, and the " +
+                  "build becomes QUANTIZED_UINT8 without default ranges. Use a few hundred images like the " +
+                  "ones the model will see.",
         ),
         "labels": attr.label(allow_single_file = True, doc = "Class names, one per line in class-id order; default class_1..class_N."),
         "exporter": attr.label(

@@ -1,0 +1,63 @@
+"""How close two models' detections on the same image are (e.g. a uint8 build against its float build).
+
+Each reference detection, best score first, is matched to the not yet
+matched candidate detection of the same class that overlaps it most, if that
+overlap has IoU >= `MATCH_IOU` (the usual detection-matching threshold).
+Reported: the fraction of reference detections matched, and over the matched
+pairs the mean IoU and the mean absolute score difference.
+"""
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from ssd_tflite.detection import Detection
+
+MATCH_IOU = 0.5
+
+
+def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
+    """Intersection over union of two (ymin, xmin, ymax, xmax) boxes."""
+    top, left = max(first[0], second[0]), max(first[1], second[1])
+    bottom, right = min(first[2], second[2]), min(first[3], second[3])
+    overlap = max(bottom - top, 0.0) * max(right - left, 0.0)
+    union = ((first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+             - overlap)
+    return overlap / union if union > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    references: int
+    matched: int
+    mean_iou: float  # over matched pairs; nan when none matched
+    mean_score_gap: float  # over matched pairs; nan when none matched
+
+    @property
+    def matched_fraction(self) -> float:
+        return self.matched / self.references if self.references else float("nan")
+
+    def __str__(self) -> str:
+        return (f"{self.matched}/{self.references} matched, IoU {self.mean_iou:.2f}, "
+                f"score gap {self.mean_score_gap:.3f}")
+
+
+def compare(pairs: Sequence[tuple[Sequence[Detection], Sequence[Detection]]]) -> Agreement:
+    """Agreement over (reference detections, candidate detections) of several images."""
+    ious, gaps, references = [], [], 0
+    for reference, candidate in pairs:
+        unmatched = list(candidate)
+        for detection in sorted(reference, key=lambda item: -item.score):
+            references += 1
+            same_class = [other for other in unmatched if other.class_index == detection.class_index]
+            if not same_class:
+                continue
+            best = max(same_class, key=lambda other: box_iou(detection.box, other.box))
+            iou = box_iou(detection.box, best.box)
+            if iou >= MATCH_IOU:
+                unmatched.remove(best)
+                ious.append(iou)
+                gaps.append(abs(detection.score - best.score))
+    mean = lambda values: float(np.mean(values)) if values else float("nan")
+    return Agreement(references, len(ious), mean(ious), mean(gaps))

@@ -1,0 +1,89 @@
+"""Activation ranges measured on images, for uint8 builds of float checkpoints.
+
+A float checkpoint holds no FakeQuant ranges, so a QUANTIZED_UINT8 conversion
+of it would have to use default ranges for every tensor. Calibration measures
+them instead: the float graph is built once while a `RangeRecorder` notes
+each activation a quantization-aware graph fake-quantizes (the `act_quant`
+and `post_activation_bypass_quant` points of `layers.LayerBuilder`), images
+are run through it, and the graph is built again from a `CalibratedSource`
+that returns the measured min/max, with the folded weights' own min/max as
+weight ranges. The converter then quantizes like it does a
+quantization-aware model.
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ssd_tflite import detection
+from ssd_tflite.graph_contract import INPUT_NAME
+from ssd_tflite.layers import VariableSource
+from ssd_tflite.preprocessing import PixelNormalization
+
+Range = tuple[float, float]
+
+
+def including_zero(minimum: float, maximum: float) -> Range:
+    """The range widened to contain 0, as fake quantization requires."""
+    return min(float(minimum), 0.0), max(float(maximum), 0.0)
+
+
+class RangeRecorder:
+    """A `VariableSource` wrapper that builds the float graph and records where ranges go."""
+
+    def __init__(self, source: VariableSource):
+        self.source = source
+        # Several tensors share a scope where layers share weights (weight-shared box predictors).
+        self.activations: dict[str, list[tf.Tensor]] = {}
+        self.weight_ranges: dict[str, Range] = {}
+
+    def tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self.source.tensor(name, shape)
+
+    def weights_range(self, scope: str, folded_weights: np.ndarray) -> Range:
+        seen = self.weight_ranges.get(scope, (0.0, 0.0))
+        self.weight_ranges[scope] = (min(seen[0], float(folded_weights.min())),
+                                     max(seen[1], float(folded_weights.max())))
+        return including_zero(folded_weights.min(), folded_weights.max())
+
+    def activation_range(self, scope: str, activation: tf.Tensor) -> Optional[Range]:
+        self.activations.setdefault(scope, []).append(activation)
+        return None  # no activation FakeQuant yet: measured first
+
+    def measure(self, graph: tf.Graph, images: np.ndarray) -> dict[str, Range]:
+        """min/max over `images` (graph inputs [N, H, W, 3]) of every recorded activation, by scope."""
+        lows = {scope: np.inf for scope in self.activations}
+        highs = {scope: -np.inf for scope in self.activations}
+        with tf.compat.v1.Session(graph=graph) as session:
+            for image in images:
+                values = session.run(self.activations, {f"{INPUT_NAME}:0": image[np.newaxis]})
+                for scope, tensors in values.items():
+                    lows[scope] = min([lows[scope]] + [tensor.min() for tensor in tensors])
+                    highs[scope] = max([highs[scope]] + [tensor.max() for tensor in tensors])
+        return {scope: including_zero(lows[scope], highs[scope]) for scope in self.activations}
+
+
+class CalibratedSource:
+    """A `VariableSource` wrapper that supplies measured activation ranges."""
+
+    def __init__(self, source: VariableSource, activation_ranges: dict[str, Range]):
+        self.source = source
+        self.activation_ranges = activation_ranges
+
+    def tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self.source.tensor(name, shape)
+
+    def weights_range(self, scope: str, folded_weights: np.ndarray) -> Range:
+        return including_zero(folded_weights.min(), folded_weights.max())
+
+    def activation_range(self, scope: str, activation: tf.Tensor) -> Optional[Range]:
+        return self.activation_ranges[scope]
+
+
+def load_images(paths: Sequence[str], height: int, width: int, normalization: PixelNormalization) -> np.ndarray:
+    """Images resized to the graph input and normalized as the graph expects, [N, H, W, 3] float32."""
+    mean = np.asarray(normalization.mean, np.float32)
+    std = np.asarray(normalization.std, np.float32)
+    return np.stack([(detection.resized_pixels(detection.load_image(path), height, width) - mean) / std
+                     for path in paths])
