@@ -5,13 +5,14 @@ import re
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 from absl.testing import absltest, parameterized
 
 import anchor_reference
 import testing
-from ssd_tflite import export, pipeline_config
+from ssd_tflite import calibration, export, pipeline_config, preprocessing
 from ssd_tflite.checkpoint import CheckpointSource
-from ssd_tflite.errors import CheckpointError, ConfigError
+from ssd_tflite.errors import CheckpointError, ConfigError, InputError, UserError
 from ssd_tflite.graph_contract import PostProcessingFlags
 
 TRAINABLE = ("/weights", "/depthwise_weights", "/biases", "/gamma", "/beta")
@@ -90,6 +91,74 @@ class ReferenceLayoutTest(parameterized.TestCase):
         self.assertLen(fake_quants, 94)  # as in the zoo's quantized eval graph
 
 
+class CalibrationTest(absltest.TestCase):
+    """Float checkpoints exported with activation ranges measured on images."""
+
+    IMAGES = ("chelsea.png", "coffee.png")
+
+    def export(self, model: str, embed_input_normalization: bool = False):
+        prefix = os.path.join(self.create_tempdir().full_path, "model.ckpt")
+        testing.write_manifest_checkpoint(prefix, testing.read_manifest(model))
+        output = self.create_tempdir().full_path
+        exported = export.export_tflite_graph(
+            testing.testdata(model + ".pipeline.config"), prefix, output, write_pbtxt=False,
+            embed_input_normalization=embed_input_normalization,
+            calibration_images=[testing.testdata(image) for image in self.IMAGES])
+        return {node.name: node for node in exported.graph_def.node}
+
+    @staticmethod
+    def activation_ranges(nodes: dict) -> dict[str, tuple[float, float]]:
+        """(min, max) of every full-range FakeQuant, by the name of the tensor it quantizes."""
+        ranges = {}
+        for node in nodes.values():
+            if node.op == "FakeQuantWithMinMaxVars" and not node.attr["narrow_range"].b:
+                low, high = (tf.make_ndarray(nodes[name].attr["value"].tensor) for name in node.input[1:])
+                ranges[node.input[0]] = (float(low), float(high))
+        return ranges
+
+    def test_float_twin_of_the_quantized_zoo_model_gets_its_fake_quant_placement(self):
+        nodes = self.export("ssd_mobilenet_v1_float_zoo")
+        fake_quants = [node for node in nodes.values() if node.op == "FakeQuantWithMinMaxVars"]
+        self.assertLen(fake_quants, 94)  # as in the zoo's quantized eval graph of the same model
+        for tensor, (low, high) in self.activation_ranges(nodes).items():
+            self.assertLessEqual(low, 0.0, tensor)
+            self.assertGreater(high, low, tensor)
+
+    def test_ranges_are_measured_and_shared_heads_cover_every_level(self):
+        nodes = self.export("ssd_resnet50_v1_fpn_finetune_11class", embed_input_normalization=True)
+        ranges = self.activation_ranges(nodes)
+        # Per-level class logits of the weight-shared head, all quantized with the head's one range.
+        logits = [name for name in ranges if re.fullmatch(r"WeightSharedConvolutionalBoxPredictor(_\d+)?/"
+                                                          r"ClassPredictor/BiasAdd(_\d+)?", name)]
+        self.assertLen(logits, 5)
+        self.assertLen({ranges[name] for name in logits}, 1)
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.import_graph_def(export_graph_without_postprocessing(nodes), name="")
+        normalization = preprocessing.graph_input(pipeline_config.RESNET50_V1_FPN, embedded=True)
+        images = calibration.load_images([testing.testdata(image) for image in self.IMAGES], 640, 640, normalization)
+        with tf.compat.v1.Session(graph=graph) as session:
+            values = [session.run([name + ":0" for name in logits], {"normalized_input_image_tensor:0": image[None]})
+                      for image in images]
+        low, high = ranges[logits[0]]
+        measured_low = min(value.min() for per_image in values for value in per_image)
+        measured_high = max(value.max() for per_image in values for value in per_image)
+        # The graph that was measured had float activations; this one quantizes those before the
+        # head, so its logits may differ from the measured ones by a few output steps.
+        step = (high - low) / 255
+        self.assertAlmostEqual(measured_low, low, delta=4 * step)
+        self.assertAlmostEqual(measured_high, high, delta=4 * step)
+        # The embedded normalization's range is exact: pixels 0..255 minus the channel means.
+        (normalized,) = [name for name in ranges if name.startswith("Preprocessor/")]
+        np.testing.assert_allclose(ranges[normalized], (-123.68, 255 - 103.939), rtol=1e-5)
+
+
+def export_graph_without_postprocessing(nodes: dict):
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.node.extend(node for node in nodes.values() if node.op != "TFLite_Detection_PostProcess")
+    return graph_def
+
+
 class RefusalTest(absltest.TestCase):
     """Bad input is refused with the field or variable at fault, and nothing is written."""
 
@@ -166,6 +235,21 @@ class RefusalTest(absltest.TestCase):
         config = testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config")
         self.assert_refused(CheckpointError, config, prefix, "FeatureExtractor/MobilenetV2/Conv/weights",
                             "FeatureExtractor/MobilenetV1/Conv2d_0/weights", "another architecture")
+
+    def test_calibrating_a_quantization_aware_checkpoint_is_refused(self):
+        prefix = self.checkpoint("ssd_mobilenet_v1_quantized_zoo")
+        config = testing.testdata("ssd_mobilenet_v1_quantized_zoo.pipeline.config")
+        with self.assertRaisesRegex(UserError, "--calibration_images: .*graph_rewriter.quantization"):
+            export.export_tflite_graph(config, prefix, self.output, calibration_images=[testing.testdata("chelsea.png")])
+        self.assertFalse(os.path.exists(self.output))
+
+    def test_unreadable_calibration_image_is_named(self):
+        prefix = self.checkpoint("ssdlite_mobilenet_v2_zoo")
+        config = testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config")
+        for image, message in ((config, "not an image"), (os.path.join(self.workdir, "gone.jpg"), "no such image")):
+            with self.assertRaisesRegex(InputError, re.escape(image) + ": " + message):
+                export.export_tflite_graph(config, prefix, self.output, calibration_images=[image])
+            self.assertFalse(os.path.exists(self.output))
 
     def test_float_checkpoint_for_quantized_config_is_refused(self):
         prefix = self.checkpoint("ssd_mobilenet_v1_float_zoo")

@@ -12,23 +12,30 @@ import anchor_reference
 import testing
 from ssd_tflite import pipeline_config
 
-# target -> (input side, quantized uint8, feature extractor)
+QAT = "checkpoint (quantization-aware training)"
+CALIBRATED = "calibrated on images"
+DEFAULT = "default 0..255"
+# target -> (input side, quantized uint8, feature extractor, where the uint8 activation ranges come from)
 MODELS = {
-    "ssd_mobilenet_v1_quant_tflite": (300, True, "ssd_mobilenet_v1"),
-    "ssd_mobilenet_v2_quant_tflite": (300, True, "ssd_mobilenet_v2"),
-    "ssdlite_mobilenet_v2_tflite": (300, False, "ssd_mobilenet_v2"),
-    "ssdlite_mobilenet_v2_uint8_tflite": (300, True, "ssd_mobilenet_v2"),
-    "ssd_resnet50_fpn_tflite": (640, False, "ssd_resnet50_v1_fpn"),
-    "ssd_resnet50_fpn_uint8_tflite": (640, True, "ssd_resnet50_v1_fpn"),
-    "mlperf_ssd_mobilenet_v1_8bit_tflite": (300, True, "ssd_mobilenet_v1"),
+    "ssd_mobilenet_v1_quant_tflite": (300, True, "ssd_mobilenet_v1", QAT),
+    "ssd_mobilenet_v2_quant_tflite": (300, True, "ssd_mobilenet_v2", QAT),
+    "ssdlite_mobilenet_v2_tflite": (300, False, "ssd_mobilenet_v2", None),
+    "ssdlite_mobilenet_v2_uint8_tflite": (300, True, "ssd_mobilenet_v2", DEFAULT),
+    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": (300, True, "ssd_mobilenet_v2", CALIBRATED),
+    "ssd_resnet50_fpn_tflite": (640, False, "ssd_resnet50_v1_fpn", None),
+    "ssd_resnet50_fpn_uint8_tflite": (640, True, "ssd_resnet50_v1_fpn", DEFAULT),
+    "ssd_resnet50_fpn_calibrated_uint8_tflite": (640, True, "ssd_resnet50_v1_fpn", CALIBRATED),
+    "mlperf_ssd_mobilenet_v1_8bit_tflite": (300, True, "ssd_mobilenet_v1", QAT),
 }
 CONFIGS = {
     "ssd_mobilenet_v1_quant_tflite": "ssd_mobilenet_v1_quant",
     "ssd_mobilenet_v2_quant_tflite": "ssd_mobilenet_v2_quant",
     "ssdlite_mobilenet_v2_tflite": "ssdlite_mobilenet_v2",
     "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2",
+    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": "ssdlite_mobilenet_v2",
     "ssd_resnet50_fpn_tflite": "ssd_resnet50_fpn",
     "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn",
+    "ssd_resnet50_fpn_calibrated_uint8_tflite": "ssd_resnet50_fpn",
     "mlperf_ssd_mobilenet_v1_8bit_tflite": "mlperf_ssd_mobilenet_v1_8bit",
 }
 OUTPUTS = [("TFLite_Detection_PostProcess", [1, 10, 4]), ("TFLite_Detection_PostProcess:1", [1, 10]),
@@ -43,7 +50,7 @@ class ModelContractTest(parameterized.TestCase):
 
     @parameterized.parameters(*MODELS)
     def test_contract_and_inference(self, target):
-        side, quantized, _ = MODELS[target]
+        side, quantized, _, _ = MODELS[target]
         interpreter = Interpreter(model_path=model_file(target, ".tflite"))
         interpreter.allocate_tensors()
         (image,) = interpreter.get_input_details()
@@ -75,11 +82,12 @@ class ModelContractTest(parameterized.TestCase):
 
     @parameterized.parameters(*MODELS)
     def test_metadata_and_labels(self, target):
-        side, quantized, extractor = MODELS[target]
+        side, quantized, extractor, activation_ranges = MODELS[target]
         with open(model_file(target, "_metadata.json")) as metadata_file:
             metadata = json.load(metadata_file)
         self.assertEqual(metadata["feature_extractor"], extractor)
         self.assertEqual(metadata["inference_type"], "QUANTIZED_UINT8" if quantized else "FLOAT")
+        self.assertEqual(metadata["activation_ranges"], activation_ranges)
         self.assertEqual(metadata["input"]["shape"], [1, side, side, 3])
         self.assertEqual([out["name"] for out in metadata["outputs"]], [name for name, _ in OUTPUTS])
         with open(model_file(target, "_labels.txt")) as labels:

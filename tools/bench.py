@@ -1,6 +1,7 @@
 """The benchmark behind tools/bench: measures and prints a markdown report."""
 
 import datetime
+import glob
 import json
 import os
 import platform
@@ -9,9 +10,7 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
-from ssd_tflite import detection
+from ssd_tflite import agreement, detection
 
 BIN = "bazel-bin"
 # target -> (config, float twin for the uint8-vs-float gap)
@@ -20,11 +19,15 @@ MODELS = {
     "ssd_mobilenet_v2_quant_tflite": ("ssd_mobilenet_v2_quant", None),
     "ssdlite_mobilenet_v2_tflite": ("ssdlite_mobilenet_v2", None),
     "ssdlite_mobilenet_v2_uint8_tflite": ("ssdlite_mobilenet_v2", "ssdlite_mobilenet_v2_tflite"),
+    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": ("ssdlite_mobilenet_v2", "ssdlite_mobilenet_v2_tflite"),
     "ssd_resnet50_fpn_tflite": ("ssd_resnet50_fpn", None),
     "ssd_resnet50_fpn_uint8_tflite": ("ssd_resnet50_fpn", "ssd_resnet50_fpn_tflite"),
+    "ssd_resnet50_fpn_calibrated_uint8_tflite": ("ssd_resnet50_fpn", "ssd_resnet50_fpn_tflite"),
     "mlperf_ssd_mobilenet_v1_8bit_tflite": ("mlperf_ssd_mobilenet_v1_8bit", None),
 }
 IMAGES = ("tests/testdata/chelsea.png", "tests/testdata/coffee.png")
+# What //models:calibration_images globs.
+CALIBRATION_IMAGES = sorted(glob.glob("models/calibration/*.jpg") + glob.glob("models/calibration/*.png"))
 
 
 def measured(argv: list[str]) -> tuple[float, float]:
@@ -59,6 +62,8 @@ def pipeline(target: str, workdir: str) -> dict:
                    "--write_pbtxt=false"]
     if metadata(target)["input"]["embedded_normalization"]:
         export_argv.append("--embed_input_normalization")
+    if metadata(target)["activation_ranges"] == "calibrated on images":
+        export_argv.append("--calibration_images=" + ",".join(CALIBRATION_IMAGES))
     exported = measured(export_argv)
     converted = measured([f"{BIN}/py/toco", f"--input_file={export}/tflite_graph.pb",
                           f"--output_file={export}/detect.tflite", *converter_flags(target)])
@@ -66,30 +71,17 @@ def pipeline(target: str, workdir: str) -> dict:
             "size": os.path.getsize(f"{export}/detect.tflite")}
 
 
-def box_iou(first, second) -> float:
-    top, left = max(first[0], second[0]), max(first[1], second[1])
-    bottom, right = min(first[2], second[2]), min(first[3], second[3])
-    overlap = max(bottom - top, 0) * max(right - left, 0)
-    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - overlap
-    return overlap / union if union > 0 else 0.0
-
-
-def uint8_gap(target: str, float_target: str) -> str:
-    """Mean IoU of each float top-10 box with its best uint8 match, and mean |score difference|."""
+def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
+    """How the uint8 build's top-10 detections match the float build's on IMAGES."""
     models = {}
     for name in (target, float_target):
         mean, std = detection.load_normalization(f"{BIN}/models/{name}_metadata.json")
         models[name] = detection.Detector(f"{BIN}/models/{name}.tflite", mean, std)
-    ious, score_gaps = [], []
+    pairs = []
     for path in IMAGES:
         image = detection.load_image(path)
-        float_found = models[float_target].detect(image, [], 0.0)
-        uint8_found = models[target].detect(image, [], 0.0)
-        for reference in float_found:
-            best = max(uint8_found, key=lambda other: box_iou(reference.box, other.box))
-            ious.append(box_iou(reference.box, best.box))
-            score_gaps.append(abs(reference.score - best.score))
-    return f"IoU {np.mean(ious):.2f}, score gap {np.mean(score_gaps):.2f}"
+        pairs.append((models[float_target].detect(image, [], 0.0), models[target].detect(image, [], 0.0)))
+    return agreement.compare(pairs)
 
 
 def bazel_build_seconds(*args: str) -> float:
@@ -118,7 +110,8 @@ def main() -> None:
         f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {cores} cores, {memory:.0f} GiB, "
         f"Python {platform.python_version()}, synthetic checkpoints.",
         "",
-        "| target | synthesize checkpoint | export (time / peak RSS) | convert (time / peak RSS) | .tflite | uint8 vs float (top-10 boxes, 2 photos) |",
+        "| target | synthesize checkpoint | export (time / peak RSS) | convert (time / peak RSS) | .tflite "
+        "| uint8 vs float: top-10 detections on 2 photos matched, mean IoU, mean score gap |",
         "|---|---|---|---|---|---|",
         *rows,
         "",

@@ -130,7 +130,7 @@ def _ssd_tflite_model_impl(ctx):
             metadata = metadata,
             input_array = INPUT_ARRAY,
             output_arrays = OUTPUT_ARRAYS,
-            inference_type = ctx.attr.inference_type,
+            inference_type = ctx.attr.inference_type or ("QUANTIZED_UINT8" if ctx.files.calibration_images else ""),
             synthetic = checkpoint.synthetic,
         ),
     ]

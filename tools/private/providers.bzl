@@ -19,7 +19,7 @@ SsdTfliteModelInfo = provider(
         "metadata": "File: JSON with input name, shape, dtype and normalization, outputs and settings.",
         "input_array": "string: name of the input tensor.",
         "output_arrays": "list of string: names of the four output tensors (boxes, classes, scores, count).",
-        "inference_type": "string: FLOAT, QUANTIZED_UINT8, or empty when taken from the config at build time.",
+        "inference_type": "string: FLOAT or QUANTIZED_UINT8 (always for calibrated builds); empty when taken from the config at build time.",
         "synthetic": "bool: True when built from a synthesized checkpoint.",
     },
 )
