@@ -27,18 +27,21 @@ def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
     return overlap / union if union > 0 else 0.0
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
 @dataclasses.dataclass(frozen=True)
 class Agreement:
+    """How many reference detections a candidate model matched, and how closely."""
     references: int
     matched: int
     mean_iou: float  # over matched pairs; nan when none matched
     mean_score_gap: float  # over matched pairs; nan when none matched
 
-    @property
-    def matched_fraction(self) -> float:
-        return self.matched / self.references if self.references else float("nan")
-
     def __str__(self) -> str:
+        if not self.matched:
+            return f"0/{self.references} matched"
         return (f"{self.matched}/{self.references} matched, IoU {self.mean_iou:.2f}, "
                 f"score gap {self.mean_score_gap:.3f}")
 
@@ -59,5 +62,4 @@ def compare(pairs: Sequence[tuple[Sequence[Detection], Sequence[Detection]]]) ->
                 unmatched.remove(best)
                 ious.append(iou)
                 gaps.append(abs(detection.score - best.score))
-    mean = lambda values: float(np.mean(values)) if values else float("nan")
-    return Agreement(references, len(ious), mean(ious), mean(gaps))
+    return Agreement(references, len(ious), _mean(ious), _mean(gaps))

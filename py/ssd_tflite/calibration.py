@@ -53,15 +53,21 @@ class RangeRecorder:
 
     def measure(self, graph: tf.Graph, images: np.ndarray) -> dict[str, Range]:
         """min/max over `images` (graph inputs [N, H, W, 3]) of every recorded activation, by scope."""
-        lows = {scope: np.inf for scope in self.activations}
-        highs = {scope: -np.inf for scope in self.activations}
-        with tf.compat.v1.Session(graph=graph) as session:
+        with graph.as_default():
+            # Reduced in the graph: only two scalars per scope leave the session, not the activations.
+            extremes = {scope: (tf.reduce_min([tf.reduce_min(tensor) for tensor in tensors]),
+                                tf.reduce_max([tf.reduce_max(tensor) for tensor in tensors]))
+                        for scope, tensors in self.activations.items()}
+        lows = {scope: np.inf for scope in extremes}
+        highs = {scope: -np.inf for scope in extremes}
+        # Without Grappler, whose constant folding copies every weight (ResNet50 FPN: 2.2 GB more, not 1.1).
+        config = tf.compat.v1.ConfigProto()
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        with tf.compat.v1.Session(graph=graph, config=config) as session:
             for image in images:
-                values = session.run(self.activations, {f"{INPUT_NAME}:0": image[np.newaxis]})
-                for scope, tensors in values.items():
-                    lows[scope] = min([lows[scope]] + [tensor.min() for tensor in tensors])
-                    highs[scope] = max([highs[scope]] + [tensor.max() for tensor in tensors])
-        return {scope: including_zero(lows[scope], highs[scope]) for scope in self.activations}
+                for scope, (low, high) in session.run(extremes, {f"{INPUT_NAME}:0": image[np.newaxis]}).items():
+                    lows[scope], highs[scope] = min(lows[scope], low), max(highs[scope], high)
+        return {scope: including_zero(lows[scope], highs[scope]) for scope in extremes}
 
 
 class CalibratedSource:

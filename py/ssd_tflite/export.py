@@ -138,7 +138,8 @@ def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: st
                            fake_quantize=spec.quantized or bool(calibration_images))
     checkpoint.verify(f"{pipeline_config_path} ({spec.feature_extractor.type}, "
                   f"{'quantized' if spec.quantized else 'float'}, {spec.num_classes} classes)")
-    files = {GRAPH_FILE: exported.graph_def.SerializeToString()}
+    # Deterministic: map fields (node attrs) in key order, so equal graphs give equal bytes.
+    files = {GRAPH_FILE: exported.graph_def.SerializeToString(deterministic=True)}
     if write_pbtxt:
         files[GRAPH_TEXT_FILE] = text_format.MessageToString(exported.graph_def).encode()
     atomic_files.write_files(output_directory, files)
