@@ -26,11 +26,8 @@ def agreement_with_float(target: str) -> agreement.Agreement:
     for name in (FLOAT_MODEL, target):
         mean, std = detection.load_normalization(testing.runfile(f"models/{name}_metadata.json"))
         models[name] = detection.Detector(testing.runfile(f"models/{name}.tflite"), mean, std)
-    pairs = []
-    for image_name in IMAGES:
-        image = detection.load_image(testing.testdata(image_name))
-        pairs.append(tuple(models[name].detect(image, [], threshold=0.0) for name in (FLOAT_MODEL, target)))
-    return agreement.compare(pairs)
+    images = [detection.load_image(testing.testdata(name)) for name in IMAGES]
+    return agreement.compare_models(models[FLOAT_MODEL], models[target], images)
 
 
 class Uint8AccuracyTest(absltest.TestCase):

@@ -77,11 +77,8 @@ def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
     for name in (target, float_target):
         mean, std = detection.load_normalization(f"{BIN}/models/{name}_metadata.json")
         models[name] = detection.Detector(f"{BIN}/models/{name}.tflite", mean, std)
-    pairs = []
-    for path in IMAGES:
-        image = detection.load_image(path)
-        pairs.append((models[float_target].detect(image, [], 0.0), models[target].detect(image, [], 0.0)))
-    return agreement.compare(pairs)
+    images = [detection.load_image(path) for path in IMAGES]
+    return agreement.compare_models(models[float_target], models[target], images)
 
 
 def bazel_build_seconds(*args: str) -> float:

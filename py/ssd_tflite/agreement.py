@@ -3,7 +3,7 @@
 Each reference detection, best score first, is matched to the not yet
 matched candidate detection of the same class that overlaps it most, if that
 overlap has IoU >= `MATCH_IOU` (the usual detection-matching threshold).
-Reported: the fraction of reference detections matched, and over the matched
+Reported: how many reference detections were matched, and over the matched
 pairs the mean IoU and the mean absolute score difference.
 """
 
@@ -11,8 +11,9 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
-from ssd_tflite.detection import Detection
+from ssd_tflite.detection import Detection, Detector
 
 MATCH_IOU = 0.5
 
@@ -63,3 +64,9 @@ def compare(pairs: Sequence[tuple[Sequence[Detection], Sequence[Detection]]]) ->
                 ious.append(iou)
                 gaps.append(abs(detection.score - best.score))
     return Agreement(references, len(ious), _mean(ious), _mean(gaps))
+
+
+def compare_models(reference: Detector, candidate: Detector, images: Sequence[Image.Image]) -> Agreement:
+    """Agreement of two models' top detections (every one the model returns) on the same images."""
+    return compare([(reference.detect(image, [], threshold=0.0), candidate.detect(image, [], threshold=0.0))
+                    for image in images])

@@ -137,7 +137,7 @@ def export_tflite_graph(pipeline_config_path: str, trained_checkpoint_prefix: st
                            embed_input_normalization=embed_input_normalization,
                            fake_quantize=spec.quantized or bool(calibration_images))
     checkpoint.verify(f"{pipeline_config_path} ({spec.feature_extractor.type}, "
-                  f"{'quantized' if spec.quantized else 'float'}, {spec.num_classes} classes)")
+                      f"{'quantized' if spec.quantized else 'float'}, {spec.num_classes} classes)")
     # Deterministic: map fields (node attrs) in key order, so equal graphs give equal bytes.
     files = {GRAPH_FILE: exported.graph_def.SerializeToString(deterministic=True)}
     if write_pbtxt:
