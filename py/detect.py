@@ -6,8 +6,6 @@ Labels and metadata default to the `<name>_labels.txt` and
 `<name>_metadata.json` that the ssd_tflite_model rule writes beside `<name>.tflite`.
 """
 
-import os
-
 from ssd_tflite import cli
 from absl import flags
 
@@ -23,16 +21,10 @@ flags.DEFINE_string("output", None, "Where to write the image with the detection
 flags.mark_flags_as_required(["model", "image"])
 
 
-def _beside_model(suffix: str) -> str | None:
-    path = os.path.splitext(FLAGS.model)[0] + suffix
-    return path if os.path.exists(path) else None
-
-
 def main() -> None:
     image = detection.load_image(FLAGS.image)
-    mean, std = detection.load_normalization(FLAGS.metadata or _beside_model("_metadata.json"))
-    detector = detection.Detector(FLAGS.model, mean, std)
-    labels = detection.load_labels(FLAGS.labels or _beside_model("_labels.txt"))
+    detector = detection.open_detector(FLAGS.model, FLAGS.metadata)
+    labels = detection.load_labels(FLAGS.labels or detection.beside_model(FLAGS.model, "_labels.txt"))
     found = detector.detect(image, labels, FLAGS.threshold)
     print(f"{len(found)} detection(s) with score >= {FLAGS.threshold} in {FLAGS.image}")
     for item in found:

@@ -92,6 +92,22 @@ class CliTest(absltest.TestCase):
         self.assert_clean_error(result, f"detect: error: {not_an_image}: not an image")
         self.assertFalse(os.path.exists(output))
 
+    def test_compare_detections_prints_the_agreement(self):
+        photo = testing.testdata("coffee.png")
+        result = run_tool("compare_detections",
+                          "--reference", testing.runfile("models/ssdlite_mobilenet_v2_tflite.tflite"),
+                          "--candidate", testing.runfile("models/ssdlite_mobilenet_v2_calibrated_uint8_tflite.tflite"),
+                          "--images", photo)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"on 1 image\(s\): ([1-9]|10)/10 matched, IoU [01]\.\d\d, score gap 0\.\d{3}\n$")
+
+    def test_compare_detections_names_a_missing_model(self):
+        missing = os.path.join(self.create_tempdir().full_path, "gone.tflite")
+        result = run_tool("compare_detections", "--reference", missing,
+                          "--candidate", testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite"),
+                          "--images", testing.testdata("coffee.png"))
+        self.assert_clean_error(result, f"compare_detections: error: {missing}: no such model file")
+
 
 if __name__ == "__main__":
     absltest.main()

@@ -76,8 +76,7 @@ class FrozenGraph:
 
 
 def detector(target: str) -> detection.Detector:
-    mean, std = detection.load_normalization(testing.runfile(f"models/{target}_metadata.json"))
-    return detection.Detector(testing.runfile(f"models/{target}.tflite"), mean, std)
+    return detection.open_detector(testing.runfile(f"models/{target}.tflite"))
 
 
 class ParityTest(parameterized.TestCase):

@@ -22,12 +22,9 @@ MAX_MEAN_SCORE_GAP = 0.01  # measured 0.002
 
 
 def agreement_with_float(target: str) -> agreement.Agreement:
-    models = {}
-    for name in (FLOAT_MODEL, target):
-        mean, std = detection.load_normalization(testing.runfile(f"models/{name}_metadata.json"))
-        models[name] = detection.Detector(testing.runfile(f"models/{name}.tflite"), mean, std)
     images = [detection.load_image(testing.testdata(name)) for name in IMAGES]
-    return agreement.compare_models(models[FLOAT_MODEL], models[target], images)
+    return agreement.compare_models(detection.open_detector(testing.runfile(f"models/{FLOAT_MODEL}.tflite")),
+                                    detection.open_detector(testing.runfile(f"models/{target}.tflite")), images)
 
 
 class Uint8AccuracyTest(absltest.TestCase):

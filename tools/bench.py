@@ -73,12 +73,9 @@ def pipeline(target: str, workdir: str) -> dict:
 
 def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
     """How the uint8 build's top-10 detections match the float build's on IMAGES."""
-    models = {}
-    for name in (target, float_target):
-        mean, std = detection.load_normalization(f"{BIN}/models/{name}_metadata.json")
-        models[name] = detection.Detector(f"{BIN}/models/{name}.tflite", mean, std)
     images = [detection.load_image(path) for path in IMAGES]
-    return agreement.compare_models(models[float_target], models[target], images)
+    return agreement.compare_models(detection.open_detector(f"{BIN}/models/{float_target}.tflite"),
+                                    detection.open_detector(f"{BIN}/models/{target}.tflite"), images)
 
 
 def bazel_build_seconds(*args: str) -> float:

@@ -8,6 +8,7 @@ model takes the pixels as they are.
 
 import dataclasses
 import json
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -71,6 +72,8 @@ class Detector:
     def __init__(self, model_path: str, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
         from ai_edge_litert.interpreter import Interpreter  # loads a large native library
 
+        if not os.path.isfile(model_path):
+            raise InputError(f"{model_path}: no such model file")
         try:
             self.interpreter = Interpreter(model_path=model_path)
         except (ValueError, RuntimeError) as error:
@@ -124,3 +127,15 @@ def draw(image: Image.Image, detections: Sequence[Detection]) -> Image.Image:
         pen.rectangle([left, top, right + 4, bottom + 2], fill=(255, 40, 40))
         pen.text((xmin + 2, ymin), caption, fill=(255, 255, 255))
     return annotated
+
+
+def beside_model(model_path: str, suffix: str) -> Optional[str]:
+    """`<name><suffix>` next to `<name>.tflite` (as the ssd_tflite_model rule writes them), if it exists."""
+    path = os.path.splitext(model_path)[0] + suffix
+    return path if os.path.exists(path) else None
+
+
+def open_detector(model_path: str, metadata_path: Optional[str] = None) -> Detector:
+    """The model with its input normalization from `metadata_path`, default `<name>_metadata.json`."""
+    mean, std = load_normalization(metadata_path or beside_model(model_path, "_metadata.json"))
+    return Detector(model_path, mean, std)
