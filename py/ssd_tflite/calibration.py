@@ -2,13 +2,13 @@
 
 A float checkpoint holds no FakeQuant ranges, so a QUANTIZED_UINT8 conversion
 of it would have to use default ranges for every tensor. Calibration measures
-them instead: the float graph is built once while a `RangeRecorder` notes
-each activation a quantization-aware graph fake-quantizes (the `act_quant`
-and `post_activation_bypass_quant` points of `layers.LayerBuilder`), images
-are run through it, and the graph is built again from a `CalibratedSource`
-that returns the measured min/max, with the folded weights' own min/max as
-weight ranges. The converter then quantizes like it does a
-quantization-aware model.
+them instead. The graph is built once with fake-quantized weights but float
+activations, while a `RangeRecorder` notes each activation a
+quantization-aware graph fake-quantizes (the `act_quant` and
+`post_activation_bypass_quant` points of `layers.LayerBuilder`). Images are
+run through it, and the graph is built again from a `CalibratedSource` that
+returns the measured min/max, with the folded weights' own min/max as weight
+ranges. The converter then quantizes it like a quantization-aware model.
 """
 
 from typing import Optional, Sequence
@@ -36,6 +36,7 @@ class RangeRecorder:
         self.source = source
         # Several tensors share a scope where layers share weights (weight-shared box predictors).
         self.activations: dict[str, list[tf.Tensor]] = {}
+        # Per scope, the range over every layer using it: what a checkpoint's weights_quant holds.
         self.weight_ranges: dict[str, Range] = {}
 
     def tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
