@@ -106,7 +106,7 @@ class ParityTest(parameterized.TestCase):
         model = detector("ssd_resnet50_fpn_tflite")
         classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_frozen_graph.pb"))
         picture = detection.load_image(testing.testdata(image))
-        pixels = np.asarray(picture.resize((640, 640), detection.Image.BILINEAR), np.float32)[np.newaxis]
+        pixels = detection.resized_pixels(picture, 640, 640)[np.newaxis]
         encodings, scores, anchors = classic.raw_outputs(pixels - np.array([123.68, 116.779, 103.939], np.float32))
         boxes = postprocess_reference.decode(encodings[0], anchors, (10.0, 10.0, 5.0, 5.0))
         expected_boxes, expected_classes, expected_scores = postprocess_reference.fast_nms(

@@ -90,7 +90,5 @@ class CalibratedSource:
 
 def load_images(paths: Sequence[str], height: int, width: int, normalization: PixelNormalization) -> np.ndarray:
     """Images resized to the graph input and normalized as the graph expects, [N, H, W, 3] float32."""
-    mean = np.asarray(normalization.mean, np.float32)
-    std = np.asarray(normalization.std, np.float32)
-    return np.stack([(detection.resized_pixels(detection.load_image(path), height, width) - mean) / std
-                     for path in paths])
+    return np.stack([detection.normalized_pixels(detection.load_image(path), height, width, normalization.mean,
+                                                 normalization.std) for path in paths])

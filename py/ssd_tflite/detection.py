@@ -43,6 +43,13 @@ def resized_pixels(image: Image.Image, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.BILINEAR), np.float32)
 
 
+def normalized_pixels(image: Image.Image, height: int, width: int, mean: Sequence[float],
+                      std: Sequence[float]) -> np.ndarray:
+    """(pixel - mean) / std per RGB channel of the resized image, float32 [H, W, 3]."""
+    pixels = resized_pixels(image, height, width)
+    return ((pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
 def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], Sequence[float]]:
     """Per-channel (mean, std) of a float model's input, from its metadata if given."""
     if not metadata_path:
@@ -90,10 +97,9 @@ class Detector:
 
     def input_tensor(self, image: Image.Image) -> np.ndarray:
         """The image resized to the model's input, in its type and normalization."""
-        pixels = resized_pixels(image, self.height, self.width)[np.newaxis]
         if self.input["dtype"] == np.uint8:
-            return pixels.astype(np.uint8)
-        return ((pixels - self.mean) / self.std).astype(np.float32)
+            return resized_pixels(image, self.height, self.width)[np.newaxis].astype(np.uint8)
+        return normalized_pixels(image, self.height, self.width, self.mean, self.std)[np.newaxis]
 
     def raw_outputs(self, tensor: np.ndarray) -> list[np.ndarray]:
         """boxes [1, D, 4], classes [1, D], scores [1, D], count [1]."""
