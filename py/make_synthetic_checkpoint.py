@@ -7,13 +7,10 @@ out/pipeline.config: the files of a model-zoo tarball that the export reads.
 Same config and seed, same bytes.
 """
 
-import os
-import shutil
-
 from ssd_tflite import cli
 from absl import flags, logging
 
-from ssd_tflite import pipeline_config, synthetic
+from ssd_tflite import checkpoint_files, pipeline_config, synthetic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline_config_path", None, "Config whose model the checkpoint is for.")
@@ -25,11 +22,7 @@ flags.mark_flags_as_required(["pipeline_config_path", "output_directory"])
 def main() -> None:
     spec = pipeline_config.read(FLAGS.pipeline_config_path)
     values = synthetic.checkpoint_values(spec, FLAGS.seed)
-    os.makedirs(FLAGS.output_directory, exist_ok=True)
-    synthetic.write_checkpoint(os.path.join(FLAGS.output_directory, "model.ckpt"), values)
-    with open(os.path.join(FLAGS.output_directory, "checkpoint"), "w") as state:
-        state.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
-    shutil.copyfile(FLAGS.pipeline_config_path, os.path.join(FLAGS.output_directory, "pipeline.config"))
+    checkpoint_files.write_directory(FLAGS.output_directory, values, FLAGS.pipeline_config_path)
     logging.info("Wrote %d variables for %s to %s", len(values), spec.feature_extractor.type, FLAGS.output_directory)
 
 

@@ -8,6 +8,9 @@ Accepts the flags of the classic `toco` binary for frozen TensorFlow graphs:
       --output_arrays=TFLite_Detection_PostProcess,TFLite_Detection_PostProcess:1,... \
       --inference_type=QUANTIZED_UINT8 --mean_values=128 --std_values=128 \
       --default_ranges_min=0 --default_ranges_max=255 --allow_custom_ops
+
+QUANTIZED_UINT8 models come out in TOCO's layout: the post-processing op reads
+uint8 box codes, scores and anchors, and tensors carry TOCO's short names.
 """
 
 import time
@@ -33,6 +36,9 @@ flags.DEFINE_float("default_ranges_min", None, "Range min for arrays without a F
 flags.DEFINE_float("default_ranges_max", None, "Range max for arrays without a FakeQuant range.")
 flags.DEFINE_bool("change_concat_input_ranges", False, "Let concat inputs take the output range.")
 flags.DEFINE_bool("allow_custom_ops", False, "Keep ops TFLite does not know as custom ops.")
+flags.DEFINE_bool("ignore_weights_narrow_range", False,
+                  "Quantize weights over all 256 levels, scale (max - min) / 255, whatever their FakeQuant's "
+                  "narrow_range says: what TOCO did until mid-2018. Default: the FakeQuant's narrow_range.")
 flags.mark_flags_as_required(["input_file", "output_file", "input_shapes", "input_arrays", "output_arrays"])
 
 
@@ -66,6 +72,7 @@ def main() -> None:
         default_ranges=None if ranges[0] is None else ranges,
         change_concat_input_ranges=FLAGS.change_concat_input_ranges,
         allow_custom_ops=FLAGS.allow_custom_ops,
+        ignore_weights_narrow_range=FLAGS.ignore_weights_narrow_range,
     )
     start = time.monotonic()
     model = conversion.convert(FLAGS.input_file, settings)

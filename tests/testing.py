@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ssd_tflite import synthetic
+from ssd_tflite import checkpoint_files
 
 REFERENCE_MODELS = (
     "ssd_mobilenet_v1_quantized_zoo",
@@ -51,7 +51,7 @@ def write_manifest_checkpoint(prefix: str, manifest: dict[str, tuple[tuple[int, 
         if name.endswith("moving_variance"):
             value = np.abs(value) + 0.5
         values[name] = value.astype(dtype)
-    synthetic.write_checkpoint(prefix, values)
+    checkpoint_files.write_checkpoint(prefix, values)
 
 
 def nested_bazel(workspace: str, command: str, *args: str) -> subprocess.CompletedProcess:

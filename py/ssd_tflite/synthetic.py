@@ -74,10 +74,3 @@ def checkpoint_values(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
             values[name] = (values[name] + rng.normal(0.0, 0.01, values[name].shape)).astype(np.float32)
     values["global_step"] = np.int64(200000)
     return values
-
-
-def write_checkpoint(prefix: str, values: dict[str, np.ndarray]) -> None:
-    """Writes a TF2-readable V2 checkpoint (`prefix.index`, `prefix.data-00000-of-00001`)."""
-    names = sorted(values)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(values[name]) for name in names])

@@ -93,6 +93,8 @@ def _convert_action(ctx, graph, converter_flags, tflite):
     args.add(converter_flags)
     args.add("--input_file=" + graph.path)
     args.add("--output_file=" + tflite.path)
+    if ctx.attr.ignore_weights_narrow_range:
+        args.add("--ignore_weights_narrow_range")
     args.add_all(ctx.attr.converter_args)
     run_quietly(
         ctx,
@@ -199,6 +201,11 @@ provides SsdTfliteModelInfo.""",
             doc = "Converter taking TOCO's flags, e.g. a TensorFlow source tree's //tensorflow/lite/toco:toco.",
         ),
         "converter_args": attr.string_list(doc = "Extra converter flags."),
+        "ignore_weights_narrow_range": attr.bool(
+            default = False,
+            doc = "Converter --ignore_weights_narrow_range (QUANTIZED_UINT8 only): quantize weights over 256 " +
+                  "levels, as TOCO did until mid-2018, instead of the 255 their FakeQuant's narrow_range asks for.",
+        ),
         "_contract": attr.label(default = "//py:model_contract", executable = True, cfg = "exec"),
     },
     provides = [SsdTfliteModelInfo],

@@ -1,0 +1,34 @@
+"""Writing a checkpoint folder laid out as a model-zoo tarball's, all or nothing."""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from ssd_tflite import atomic_files
+
+PREFIX = "model.ckpt"
+STATE_FILE = "checkpoint"
+CONFIG_FILE = "pipeline.config"
+
+
+def write_checkpoint(prefix: str, values: dict[str, np.ndarray]) -> None:
+    """Writes a TF2-readable V2 checkpoint (`prefix.index`, `prefix.data-00000-of-00001`)."""
+    names = sorted(values)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(values[name]) for name in names])
+
+
+def write_directory(directory: str, values: dict[str, np.ndarray], pipeline_config_path: str) -> None:
+    """`model.ckpt.{index,data-00000-of-00001}`, `checkpoint` and `pipeline.config` in `directory`."""
+    with tempfile.TemporaryDirectory() as staging:
+        write_checkpoint(os.path.join(staging, PREFIX), values)
+        files = {}
+        for name in sorted(os.listdir(staging)):
+            with open(os.path.join(staging, name), "rb") as staged:
+                files[name] = staged.read()
+    files[STATE_FILE] = f'model_checkpoint_path: "{PREFIX}"\nall_model_checkpoint_paths: "{PREFIX}"\n'.encode()
+    with open(pipeline_config_path, "rb") as config:
+        files[CONFIG_FILE] = config.read()
+    atomic_files.write_files(directory, files)

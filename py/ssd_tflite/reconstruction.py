@@ -1,0 +1,419 @@
+"""Rebuilds a checkpoint from a quantized TOCO `detect.tflite` and its pipeline.config.
+
+A deployed model keeps its trained values in quantized form: each convolution's
+batch-norm-folded weights (uint8, with scale and zero point), its bias (int32
+at input scale x weight scale), and the min/max of every FakeQuant range,
+stored beside each tensor's scale. Put back into the variables the export
+reads, with an identity batch norm (gamma 1, beta the folded bias, moving
+mean 0, moving variance 1 - epsilon), they give the model back through the
+export and the converter.
+
+Layers are matched by the data flow, not by names (which changed between
+TOCO versions): starting at the input, each convolution of the graph that the
+config describes is paired with the model's convolution that reads the
+paired input and has the same kind, kernel, stride and depth; residual adds
+are paired by their two inputs.
+"""
+
+import dataclasses
+from typing import Optional
+
+import flatbuffers.flexbuffers
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+
+from ssd_tflite import export, flatbuffer_model
+from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
+from ssd_tflite.errors import UserError
+from ssd_tflite.graph_contract import PostProcessingFlags
+from ssd_tflite.pipeline_config import ModelSpec
+
+UINT8_LEVELS = 255
+# Ops a layer's value passes through unchanged in kind: the layer is the op before them.
+_PASS_THROUGH_TF_OPS = frozenset({"FakeQuantWithMinMaxVars", "Relu6", "Relu", "BiasAdd", "Identity"})
+_CONV_TF_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative"})
+_CONV_TFLITE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
+# Feature-extractor variables live under this scope; the rest belong to the box predictor.
+_FEATURE_EXTRACTOR_SCOPE = "FeatureExtractor/"
+
+
+class ReconstructionError(UserError):
+    """The model and the config do not describe the same network."""
+
+
+@dataclasses.dataclass
+class _Layer:
+    """One convolution as the export builds it: its variables and FakeQuant scopes."""
+    weights: str
+    shape: tuple[int, ...]
+    batch_norm: Optional[str] = None  # scope of gamma/beta/moving_mean/moving_variance
+    biases: Optional[str] = None
+    weights_quant: Optional[str] = None
+    act_quant: Optional[str] = None
+    conv_op: Optional[tf.Operation] = None
+
+
+class _LayoutRecorder:
+    """A `layers.VariableSource` with zero values that records each layer's variables in build order."""
+
+    def __init__(self) -> None:
+        self.layers: list[_Layer] = []
+        self.residual_adds: dict[str, tf.Operation] = {}  # post_activation_bypass_quant scope -> add op
+
+    def tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        scope, kind = name.rsplit("/", 1)
+        if kind in ("weights", "depthwise_weights"):
+            self.layers.append(_Layer(weights=name, shape=shape))
+        elif kind == "biases":
+            self.layers[-1].biases = scope
+        elif kind == "gamma":
+            self.layers[-1].batch_norm = scope
+        return np.zeros(shape, np.float32)
+
+    def weights_range(self, scope: str, folded_weights: np.ndarray) -> tuple[float, float]:
+        self.layers[-1].weights_quant = f"{scope}/weights_quant"
+        return -1.0, 1.0
+
+    def activation_range(self, scope: str, activation: tf.Tensor) -> tuple[float, float]:
+        op = _skip_pass_through(activation.op)
+        if op.type in _CONV_TF_OPS:
+            self.layers[-1].act_quant = scope
+            self.layers[-1].conv_op = op
+        else:
+            self.residual_adds[scope] = op
+        return -1.0, 1.0
+
+
+def _skip_pass_through(op: tf.Operation) -> tf.Operation:
+    while op.type in _PASS_THROUGH_TF_OPS:
+        op = op.inputs[0].op
+    return op
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signature:
+    depthwise: bool
+    kernel: tuple[int, int]
+    stride: int
+    channels: int  # output channels
+
+    def __str__(self) -> str:
+        kind = "depthwise" if self.depthwise else "conv"
+        return f"{self.kernel[0]}x{self.kernel[1]} {kind}, stride {self.stride}, {self.channels} channels"
+
+
+def _tf_signature(op: tf.Operation) -> _Signature:
+    kernel = op.inputs[1].shape.as_list()
+    depthwise = op.type == "DepthwiseConv2dNative"
+    channels = kernel[2] * kernel[3] if depthwise else kernel[3]
+    return _Signature(depthwise, (kernel[0], kernel[1]), op.get_attr("strides")[1], channels)
+
+
+class _Model:
+    """The quantized .tflite: its convolutions, adds and the tensors between them."""
+
+    def __init__(self, model: schema.ModelT, path: str):
+        self.model = model
+        self.path = path
+        self.subgraph = model.subgraphs[0]
+        self.produced_by = flatbuffer_model.producers(self.subgraph)
+        self.ops = [flatbuffer_model.opcode_name(model, operator) for operator in self.subgraph.operators]
+
+    def tensor(self, index: int) -> schema.TensorT:
+        return self.subgraph.tensors[index]
+
+    def source(self, index: int) -> tuple:
+        """The conv or add op (or the graph input) whose output tensor `index` is, through reshapes."""
+        producer = self.produced_by.get(index)
+        if producer is None:
+            return ("input",)
+        if self.ops[producer] == "RESHAPE":
+            return self.source(self.subgraph.operators[producer].inputs[0])
+        return (self.ops[producer], producer)
+
+    def signature(self, op_index: int) -> _Signature:
+        operator = self.subgraph.operators[op_index]
+        shape = self.tensor(operator.inputs[1]).shape  # conv [out, kh, kw, in]; depthwise [1, kh, kw, out]
+        options = operator.builtinOptions
+        return _Signature(self.ops[op_index] == "DEPTHWISE_CONV_2D", (int(shape[1]), int(shape[2])),
+                          int(options.strideH), int(shape[0] if self.ops[op_index] == "CONV_2D" else shape[3]))
+
+    def quantization(self, index: int) -> flatbuffer_model.Quantization:
+        params = flatbuffer_model.quantization(self.tensor(index))
+        if params is None:
+            raise ReconstructionError(f"{self.path}: tensor {flatbuffer_model.tensor_name(self.tensor(index))} "
+                                      "is not quantized; this tool reads QUANTIZED_UINT8 models")
+        return params
+
+
+def _tf_source(tensor: tf.Tensor) -> tuple:
+    op = _skip_pass_through(tensor.op)
+    if op.type == "Placeholder":
+        return ("input",)
+    return (op.type, op.name)
+
+
+def _match(recorder: _LayoutRecorder, model: _Model, spec: ModelSpec) -> dict[str, int]:
+    """TF op name -> .tflite op index for every convolution and residual add."""
+    matched: dict[tuple, tuple] = {("input",): ("input",)}
+    tf_convs = [layer.conv_op for layer in recorder.layers]
+    tflite_convs = [index for index, op in enumerate(model.ops) if op in _CONV_TFLITE_OPS]
+    tflite_adds = [index for index, op in enumerate(model.ops) if op == "ADD"]
+    if (len(tf_convs), len(recorder.residual_adds)) != (len(tflite_convs), len(tflite_adds)):
+        raise ReconstructionError(
+            f"{model.path}: the config describes {len(tf_convs)} convolutions and {len(recorder.residual_adds)} "
+            f"residual adds ({spec.feature_extractor.type}, depth multiplier {spec.feature_extractor.depth_multiplier}"
+            f"), the model has {len(tflite_convs)} and {len(tflite_adds)}: is this the model's own config?")
+    taken: set[int] = set()
+    progress = True
+    while progress:
+        progress = False
+        for op in tf_convs:
+            source = matched.get(_tf_source(op.inputs[0]))
+            if (op.type, op.name) in matched or source is None:
+                continue
+            wanted = _tf_signature(op)
+            candidates = [index for index in tflite_convs if index not in taken
+                          and model.source(model.subgraph.operators[index].inputs[0]) == source]
+            fitting = [index for index in candidates if model.signature(index) == wanted]
+            if not fitting:
+                found = ", ".join(str(model.signature(index)) for index in candidates) or "none"
+                raise ReconstructionError(
+                    f"{model.path}: layer {op.name.rsplit('/', 1)[0]} of the config is a {wanted}; the model's "
+                    f"unmatched convolutions on the same input are: {found}. Check num_classes, depth_multiplier "
+                    "and the anchor generator of the config.")
+            matched[(op.type, op.name)] = (model.ops[fitting[0]], fitting[0])
+            taken.add(fitting[0])
+            progress = True
+        for op in recorder.residual_adds.values():
+            sources = [matched.get(_tf_source(tensor)) for tensor in op.inputs]
+            if (op.type, op.name) in matched or None in sources:
+                continue
+            for index in tflite_adds:
+                operands = sorted(model.source(tensor) for tensor in model.subgraph.operators[index].inputs)
+                if index not in taken and operands == sorted(sources):
+                    matched[(op.type, op.name)] = ("ADD", index)
+                    taken.add(index)
+                    progress = True
+                    break
+    unmatched = [op.name for op in [*tf_convs, *recorder.residual_adds.values()] if (op.type, op.name) not in matched]
+    if unmatched:
+        raise ReconstructionError(f"{model.path}: no counterpart in the model for {len(unmatched)} layer(s) of the "
+                                  f"config, first {unmatched[0]}")
+    return {tf_key[1]: tflite_key[1] for tf_key, tflite_key in matched.items() if tf_key != ("input",)}
+
+
+def _ulp_steps(value: float, steps: int) -> np.float32:
+    moved = np.float32(value)
+    for _ in range(abs(steps)):
+        moved = np.nextafter(moved, np.float32(np.inf if steps > 0 else -np.inf), dtype=np.float32)
+    return moved
+
+
+def _fitting_range(minimum: float, maximum: float, levels: int, params: flatbuffer_model.Quantization,
+                   pinned: frozenset[str] = frozenset(),
+                   check_zero_point: bool = True) -> Optional[tuple[np.float32, np.float32]]:
+    """float32 min/max that the converter turns into `params`' scale (and zero point), or None.
+
+    Stored ranges are float32-rounded, so (max - min) / levels can land an ulp
+    off the stored scale: an end not `pinned` ("min", "max") moves by up to two
+    ulps to hit it exactly. The zero point is nudged as FakeQuant does: rounded.
+    """
+    first_level = UINT8_LEVELS - levels
+    moves = [(0, 0)] + [(low, 0) for low in (1, -1, 2, -2) if "min" not in pinned] \
+        + [(0, high) for high in (1, -1, 2, -2) if "max" not in pinned]
+    for low_steps, high_steps in moves:
+        low, high = _ulp_steps(minimum, low_steps), _ulp_steps(maximum, high_steps)
+        scale = (np.float64(high) - np.float64(low)) / levels
+        zero_point = np.clip(np.floor(first_level - np.float64(low) / scale + 0.5), first_level, UINT8_LEVELS)
+        if np.float32(scale) == np.float32(params.scale) and (zero_point == params.zero_point or not check_zero_point):
+            return low, high
+    return None
+
+
+def _stored_range(params: flatbuffer_model.Quantization, levels: int, first_level: int) -> tuple[float, float]:
+    """The tensor's FakeQuant min/max: stored beside its scale, or else its quantized range."""
+    if params.minimum is not None and params.maximum is not None:
+        return params.minimum, params.maximum
+    return (first_level - params.zero_point) * params.scale, (UINT8_LEVELS - params.zero_point) * params.scale
+
+
+def _weight_levels(params: flatbuffer_model.Quantization, levels: np.ndarray) -> tuple[int, int]:
+    """(steps, first level): 254 from byte 1 for narrow-range weights, 255 from byte 0 for the rest."""
+    if params.minimum is not None and params.maximum is not None:
+        steps = int(round((params.maximum - params.minimum) / params.scale))
+        if steps in (UINT8_LEVELS - 1, UINT8_LEVELS):
+            return steps, UINT8_LEVELS - steps
+    return (UINT8_LEVELS - 1, 1) if levels.min() >= 1 else (UINT8_LEVELS, 0)
+
+
+def _identity_variance(epsilon: float) -> np.float32:
+    """A moving variance v with float32 v + epsilon == 1, so that batch-norm folding scales by exactly 1."""
+    variance = np.float32(1.0) - np.float32(epsilon)
+    while np.float32(variance + np.float32(epsilon)) != np.float32(1.0):
+        variance = np.nextafter(variance, np.float32(np.inf if variance + np.float32(epsilon) < 1 else -np.inf),
+                                dtype=np.float32)
+    return variance
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """What was recovered: variables by checkpoint name, and how the model was converted."""
+    values: dict[str, np.ndarray]
+    postprocessing: PostProcessingFlags
+    mean_value: float
+    std_value: float
+    weights_narrow_range: bool  # False: 256-level weights, convert with --ignore_weights_narrow_range
+    # Head outputs that come back with their zero point one off (see _concat_bounded_ranges).
+    moved_zero_points: list[str]
+
+
+def _postprocessing(model: _Model, spec: ModelSpec) -> PostProcessingFlags:
+    operator = flatbuffer_model.postprocess_operator(model.model, model.path)
+    options = flatbuffers.flexbuffers.Loads(bytes(bytearray(operator.customOptions)))
+    if options.get("num_classes") != spec.num_classes:
+        raise ReconstructionError(f"{model.path}: the model detects {options.get('num_classes')} classes, "
+                                  f"the config's num_classes is {spec.num_classes}")
+    defaults = PostProcessingFlags()
+    return PostProcessingFlags(
+        max_detections=int(options["max_detections"]),
+        max_classes_per_detection=int(options["max_classes_per_detection"]),
+        detections_per_class=int(options.get("detections_per_class", defaults.detections_per_class)),
+        use_regular_nms=bool(options.get("use_regular_nms", defaults.use_regular_nms)))
+
+
+def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
+    """The checkpoint variables and conversion settings that give the model at `model_path` back."""
+    if not spec.quantized:
+        raise ReconstructionError("the config has no graph_rewriter.quantization: this tool rebuilds "
+                                  "quantization-aware checkpoints from QUANTIZED_UINT8 models")
+    model = _Model(flatbuffer_model.read(model_path), model_path)
+    postprocessing = _postprocessing(model, spec)
+    recorder = _LayoutRecorder()
+    with tf.Graph().as_default():
+        export.build_graph(spec, recorder, None, tf.compat.v1.get_default_graph(), fake_quantize=True)
+        counterparts = _match(recorder, model, spec)
+
+    values: dict[str, np.ndarray] = {}
+    activation_ranges: dict[int, tuple[str, tuple[float, float]]] = {}  # output tensor -> (scope, range)
+    narrow = set()
+    for layer in recorder.layers:
+        operator = model.subgraph.operators[counterparts[layer.conv_op.name]]
+        _, weights_index, bias_index = operator.inputs
+        output_index = operator.outputs[0]
+        weights_params = model.quantization(weights_index)
+        levels = flatbuffer_model.constant(model.model, model.tensor(weights_index))
+        steps, first_level = _weight_levels(weights_params, levels)
+        narrow.add(steps == UINT8_LEVELS - 1)
+        folded = ((levels.astype(np.float64) - weights_params.zero_point) * weights_params.scale).astype(np.float32)
+        values[layer.weights] = np.ascontiguousarray(folded.transpose(1, 2, 3, 0)).reshape(layer.shape)
+        bias_params = model.quantization(bias_index)
+        bias = flatbuffer_model.constant(model.model, model.tensor(bias_index))
+        bias = (bias.astype(np.float64) * bias_params.scale).astype(np.float32)
+        if layer.batch_norm:
+            epsilon = (spec.feature_extractor.batch_norm_epsilon if layer.weights.startswith(_FEATURE_EXTRACTOR_SCOPE)
+                       else spec.box_predictor.batch_norm_epsilon)
+            values[f"{layer.batch_norm}/gamma"] = np.ones_like(bias)
+            values[f"{layer.batch_norm}/beta"] = bias
+            values[f"{layer.batch_norm}/moving_mean"] = np.zeros_like(bias)
+            values[f"{layer.batch_norm}/moving_variance"] = np.full_like(bias, _identity_variance(epsilon))
+        else:
+            values[f"{layer.biases}/biases"] = bias
+        values[f"{layer.weights_quant}/min"], values[f"{layer.weights_quant}/max"] = _checked_range(
+            model, weights_index, _stored_range(weights_params, steps, first_level), steps)
+        activation_ranges[output_index] = (layer.act_quant, _stored_range(model.quantization(output_index),
+                                                                          UINT8_LEVELS, 0))
+    for scope, op in recorder.residual_adds.items():
+        output_index = model.subgraph.operators[counterparts[op.name]].outputs[0]
+        activation_ranges[output_index] = (scope, _stored_range(model.quantization(output_index), UINT8_LEVELS, 0))
+    if len(narrow) > 1:
+        raise ReconstructionError(f"{model_path}: some weights use 254 levels and some 255; no converter setting "
+                                  "gives such a model back")
+    bounded, moved_zero_points = _concat_bounded_ranges(model, activation_ranges)
+    for output_index, (scope, value_range) in activation_ranges.items():
+        values[f"{scope}/min"], values[f"{scope}/max"] = (
+            bounded[output_index] if output_index in bounded
+            else _checked_range(model, output_index, value_range, UINT8_LEVELS))
+    if spec.use_moving_averages:
+        for name in [name for name in values if name.rsplit("/", 1)[-1] in TRAINABLE_KINDS]:
+            values[name + MOVING_AVERAGE_SUFFIX] = values[name]
+    input_params = model.quantization(model.subgraph.inputs[0])
+    return Reconstruction(values, postprocessing, mean_value=float(input_params.zero_point),
+                          std_value=float(round(1.0 / input_params.scale, 3)), weights_narrow_range=narrow == {True},
+                          moved_zero_points=moved_zero_points)
+
+
+def _checked_range(model: _Model, index: int, value_range: tuple[float, float],
+                   levels: int) -> tuple[np.float32, np.float32]:
+    fitting = _fitting_range(*value_range, levels, model.quantization(index))
+    if fitting is None:
+        params = model.quantization(index)
+        raise ReconstructionError(
+            f"{model.path}: tensor {flatbuffer_model.tensor_name(model.tensor(index))}: its stored range "
+            f"[{value_range[0]}, {value_range[1]}] does not give its scale {params.scale} and zero point "
+            f"{params.zero_point} over {levels} steps; the file was not made from FakeQuant ranges")
+    return fitting
+
+
+@dataclasses.dataclass
+class _Head:
+    output: int  # the head convolution's output tensor
+    minimum: float  # its stored (nudged) range
+    maximum: float
+    step: float
+    shift: float = 0.0  # raw range = stored range - shift
+
+    def reach(self, end: float, stored: float) -> Optional[float]:
+        """The shift that makes this head's raw range end at `end`, if within one step."""
+        shift = stored - end
+        return shift if abs(shift) < self.step else None
+
+
+def _concat_bounded_ranges(model: _Model, activation_ranges: dict[int, tuple[str, tuple[float, float]]]
+                           ) -> tuple[dict[int, tuple[np.float32, np.float32]], list[str]]:
+    """Raw ranges of the heads under each concatenation, such that their union is its stored range.
+
+    TF 2.21's converter gives a concatenation the union of its inputs' raw
+    FakeQuant ranges. A .tflite stores the heads' ranges nudged (shifted by
+    less than a step, both ends alike) and the concatenation's range as TOCO
+    computed it from the raw ones. So each head whose stored range passes the
+    concatenation's is shifted back inside, and the heads closest to its ends
+    are shifted to reach them. A shift over half a step changes the head's
+    zero point by one: TOCO truncated zero points where FakeQuant rounds, and
+    the concatenation, which all anchors go through, is the one kept exact.
+    Returns the ranges and the names of the heads whose zero point moved.
+    """
+    bounded, moved = {}, []
+    for index, op in enumerate(model.ops):
+        concat = model.quantization(model.subgraph.operators[index].outputs[0]) if op == "CONCATENATION" else None
+        if concat is None or concat.minimum is None:
+            continue
+        heads = []
+        for tensor in model.subgraph.operators[index].inputs:
+            source = model.source(tensor)
+            output = model.subgraph.operators[source[1]].outputs[0] if len(source) == 2 else None
+            if output in activation_ranges:
+                params = model.quantization(output)
+                heads.append(_Head(output, *activation_ranges[output][1], params.scale))
+        for head in heads:
+            head.shift = max(0.0, head.maximum - concat.maximum)
+        for end, stored in ((concat.maximum, lambda head: head.maximum), (concat.minimum, lambda head: head.minimum)):
+            if any(stored(head) - head.shift == end for head in heads):
+                continue
+            reaching = [(abs(shift), head, shift) for head in heads if (shift := head.reach(end, stored(head))) is not None]
+            if reaching:
+                _, head, shift = min(reaching, key=lambda item: item[0])
+                head.shift = shift
+        for head in heads:
+            low, high = np.float64(head.minimum) - head.shift, np.float64(head.maximum) - head.shift
+            params = model.quantization(head.output)
+            # An end that bounds the concatenation stays put, unless this head bounds both (then both move).
+            pinned = frozenset(name for name, value, end in (("min", low, concat.minimum), ("max", high, concat.maximum))
+                               if value == end and (low, high) != (concat.minimum, concat.maximum))
+            exact = _fitting_range(low, high, UINT8_LEVELS, params, pinned)
+            if exact is None:
+                moved.append(flatbuffer_model.tensor_name(model.tensor(head.output)))
+            bounded[head.output] = (exact or _fitting_range(low, high, UINT8_LEVELS, params, pinned, False)
+                                    or (np.float32(low), np.float32(high)))
+    return bounded, moved

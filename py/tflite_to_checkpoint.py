@@ -1,0 +1,47 @@
+"""Rebuilds a checkpoint from a quantized TOCO `detect.tflite` and its pipeline.config.
+
+  tflite_to_checkpoint --tflite_file=detect.tflite --pipeline_config_path=pipeline.config \
+      --output_directory=recovered
+
+writes recovered/model.ckpt.{index,data-00000-of-00001}, recovered/checkpoint
+and recovered/pipeline.config, with the variable layout the export reads (SSD
+MobileNet v1 or v2, quantization-aware, any depth multiplier and class count),
+and prints the export and converter flags that give the model back: the
+post-processing settings and input statistics read from the model, and
+--ignore_weights_narrow_range for models made by TOCO before it honoured
+narrow_range (mid-2018).
+"""
+
+from ssd_tflite import cli
+from absl import flags, logging
+
+from ssd_tflite import checkpoint_files, pipeline_config, reconstruction
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("tflite_file", None, "A QUANTIZED_UINT8 detect.tflite made by TOCO (or by //py:toco).")
+flags.DEFINE_string("pipeline_config_path", None, "The config the model was trained with.")
+flags.DEFINE_string("output_directory", None, "Folder for model.ckpt.*, checkpoint and pipeline.config.")
+flags.mark_flags_as_required(["tflite_file", "pipeline_config_path", "output_directory"])
+
+
+def main() -> None:
+    spec = pipeline_config.read(FLAGS.pipeline_config_path)
+    recovered = reconstruction.reconstruct(FLAGS.tflite_file, spec)
+    checkpoint_files.write_directory(FLAGS.output_directory, recovered.values, FLAGS.pipeline_config_path)
+    post = recovered.postprocessing
+    export_flags = (f"--max_detections={post.max_detections} --max_classes_per_detection={post.max_classes_per_detection}"
+                    f" --detections_per_class={post.detections_per_class}"
+                    f" --use_regular_nms={str(post.use_regular_nms).lower()}")
+    converter_flags = (f"--inference_type=QUANTIZED_UINT8 --mean_values={recovered.mean_value:g}"
+                       f" --std_values={recovered.std_value:g} --allow_custom_ops"
+                       + ("" if recovered.weights_narrow_range else " --ignore_weights_narrow_range"))
+    logging.info("Wrote %d variables to %s", len(recovered.values), FLAGS.output_directory)
+    for name in recovered.moved_zero_points:
+        logging.warning("%s will come back with its zero point one off: its TOCO range exceeds the concatenation "
+                        "it feeds by over half a step, which the converter's rounding cannot reproduce", name)
+    print(f"export_tflite_ssd_graph flags: {export_flags}")
+    print(f"toco flags: {converter_flags}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
