@@ -29,7 +29,8 @@ def main() -> None:
     recovered = reconstruction.reconstruct(FLAGS.tflite_file, spec)
     checkpoint_files.write_directory(FLAGS.output_directory, recovered.values, FLAGS.pipeline_config_path)
     post = recovered.postprocessing
-    export_flags = (f"--max_detections={post.max_detections} --max_classes_per_detection={post.max_classes_per_detection}"
+    export_flags = (f"--max_detections={post.max_detections}"
+                    f" --max_classes_per_detection={post.max_classes_per_detection}"
                     f" --detections_per_class={post.detections_per_class}"
                     f" --use_regular_nms={str(post.use_regular_nms).lower()}")
     converter_flags = (f"--inference_type=QUANTIZED_UINT8 --mean_values={recovered.mean_value:g}"

@@ -10,6 +10,8 @@ from PIL import Image
 import testing
 
 GRAPH = testing.runfile("models/ssd_mobilenet_v1_quant_tflite_graph.pb")
+REAL_MODEL = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class_2019_02.tflite")
+EIGHT_CLASS_CONFIG = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config")
 CONVERT_FLAGS = [
     "--input_shapes=1,300,300,3", "--input_arrays=normalized_input_image_tensor",
     "--output_arrays=TFLite_Detection_PostProcess,TFLite_Detection_PostProcess:1,"
@@ -45,6 +47,31 @@ class CliTest(absltest.TestCase):
         flags = [flag if not flag.startswith("--inference_type") else "--inference_type=INT8" for flag in CONVERT_FLAGS]
         result = run_tool("toco", f"--input_file={GRAPH}", f"--output_file={output}", *flags)
         self.assert_clean_error(result, "--inference_type=INT8 is not supported", "QUANTIZED_UINT8")
+        self.assertFalse(os.path.exists(output))
+
+    def test_tflite_to_checkpoint_recovers_a_real_model_and_prints_its_flags(self):
+        output = os.path.join(self.create_tempdir().full_path, "recovered")
+        result = run_tool("tflite_to_checkpoint", f"--tflite_file={REAL_MODEL}", f"--pipeline_config_path={EIGHT_CLASS_CONFIG}",
+                          f"--output_directory={output}")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertCountEqual(os.listdir(output), ["model.ckpt.index", "model.ckpt.data-00000-of-00001",
+                                                   "checkpoint", "pipeline.config"])
+        self.assertIn("--max_detections=10 --max_classes_per_detection=1 --detections_per_class=0", result.stdout)
+        self.assertIn("--mean_values=128 --std_values=128 --allow_custom_ops\n", result.stdout)
+
+    def test_tflite_to_checkpoint_names_a_config_of_another_model(self):
+        output = os.path.join(self.create_tempdir().full_path, "recovered")
+        pets = EIGHT_CLASS_CONFIG.replace("8class", "pets")
+        result = run_tool("tflite_to_checkpoint", f"--tflite_file={REAL_MODEL}", f"--pipeline_config_path={pets}",
+                          f"--output_directory={output}")
+        self.assert_clean_error(result, "detects 8 classes, the config's num_classes is 37")
+        self.assertFalse(os.path.exists(output))
+
+    def test_tflite_to_checkpoint_refuses_a_file_that_is_no_model(self):
+        output = os.path.join(self.create_tempdir().full_path, "recovered")
+        result = run_tool("tflite_to_checkpoint", f"--tflite_file={EIGHT_CLASS_CONFIG}", f"--pipeline_config_path={EIGHT_CLASS_CONFIG}",
+                          f"--output_directory={output}")
+        self.assert_clean_error(result, f"{EIGHT_CLASS_CONFIG}: not a TFLite model")
         self.assertFalse(os.path.exists(output))
 
     def test_toco_refuses_unknown_flag(self):

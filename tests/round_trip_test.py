@@ -36,25 +36,49 @@ from ssd_tflite import (checkpoint_files, conversion, detection, export, flatbuf
                         pipeline_config, reconstruction, toco_layout)
 
 PHOTOS = ("cat.png", "grace_hopper.png", "pets.jpg")
-# model -> (config, head outputs whose zero point comes back one off, constants compared)
+# model -> (config in the workspace, head outputs whose zero point comes back one off, constants compared)
 V1_CONSTANTS = 47 * 2 + 1  # weights and bias of 47 convolutions, anchors
 V2_CONSTANTS = 72 * 2 + 1
+PETS_CONFIG = "tests/testdata/real_models/ssd_mobilenet_v1_075_quant_pets.pipeline.config"
 REAL_MODELS = {
-    "ssd_mobilenet_v1_075_quant_pets_2018_11": (
-        "real_models/ssd_mobilenet_v1_075_quant_pets.pipeline.config", ["BoxPredictor_2/ClassPredictor/BiasAdd"],
-        V1_CONSTANTS),
-    "ssd_mobilenet_v1_075_quant_pets_2019_10": (
-        "real_models/ssd_mobilenet_v1_075_quant_pets.pipeline.config", ["BoxPredictor_1/ClassPredictor/BiasAdd"],
-        V1_CONSTANTS),
+    "ssd_mobilenet_v1_075_quant_pets_2018_11": (PETS_CONFIG, ["BoxPredictor_2/ClassPredictor/BiasAdd"], V1_CONSTANTS),
+    "ssd_mobilenet_v1_075_quant_pets_2019_10": (PETS_CONFIG, ["BoxPredictor_1/ClassPredictor/BiasAdd"], V1_CONSTANTS),
     "ssd_mobilenet_v1_075_quant_8class_2019_02": (
-        "real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config", [], V1_CONSTANTS),
-    "ssd_mobilenet_v2_quant_coco_coral": ("ssd_mobilenet_v2_quantized_zoo.pipeline.config", [], V2_CONSTANTS),
+        "tests/testdata/real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config", [], V1_CONSTANTS),
+    "ssd_mobilenet_v2_quant_coco_coral": (
+        "tests/testdata/ssd_mobilenet_v2_quantized_zoo.pipeline.config", [], V2_CONSTANTS),
 }
+# No mid-2018 TOCO file (256-level weights) is here: //py:toco makes one in that convention from the
+# embedded default, and it must round-trip too. It stores no min/max, which the reconstruction then infers.
+MID_2018_STYLE = "ssd_mobilenet_v1_quant_256_level_weights"
+REAL_MODELS[MID_2018_STYLE] = ("models/configs/ssd_mobilenet_v1_quant.pipeline.config", [], V1_CONSTANTS)
 COMPARED_OUTPUTS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "LOGISTIC")
 
 
 def real_model(name: str) -> str:
+    if name == MID_2018_STYLE:
+        return mid_2018_style_model()
     return testing.testdata(f"real_models/{name}.tflite")
+
+
+def conversion_settings(mean: float, std: float, ignore_weights_narrow_range: bool) -> conversion.ConversionSettings:
+    return conversion.ConversionSettings(
+        input_arrays=(graph_contract.INPUT_NAME,), output_arrays=graph_contract.OUTPUT_ARRAYS,
+        input_shapes=((1, 300, 300, 3),), inference_type="QUANTIZED_UINT8", mean_values=(mean,),
+        std_values=(std,), allow_custom_ops=True, ignore_weights_narrow_range=ignore_weights_narrow_range)
+
+
+def write_converted(graph: str, settings: conversion.ConversionSettings, model: str) -> str:
+    with open(model, "wb") as out:
+        out.write(conversion.convert(graph, settings))
+    return model
+
+
+@functools.cache
+def mid_2018_style_model() -> str:
+    return write_converted(testing.runfile("models/ssd_mobilenet_v1_quant_tflite_graph.pb"),
+                           conversion_settings(128, 128, ignore_weights_narrow_range=True),
+                           os.path.join(tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"]), "detect.tflite"))
 
 
 @functools.cache
@@ -65,7 +89,7 @@ def rebuilt(name: str, ignore_weights_narrow_range: bool | None = None,
     `ignore_weights_narrow_range` None takes the convention the reconstruction read from the model;
     `float_anchors` leaves out the anchor quantization of toco_layout (a mutation).
     """
-    config = testing.testdata(REAL_MODELS[name][0])
+    config = testing.runfile(REAL_MODELS[name][0])
     recovered = reconstruction.reconstruct(real_model(name), pipeline_config.read(config))
     work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
     checkpoint_files.write_directory(os.path.join(work, "checkpoint"), recovered.values, config)
@@ -74,18 +98,11 @@ def rebuilt(name: str, ignore_weights_narrow_range: bool | None = None,
                                write_pbtxt=False)
     if ignore_weights_narrow_range is None:
         ignore_weights_narrow_range = not recovered.weights_narrow_range
-    settings = conversion.ConversionSettings(
-        input_arrays=(graph_contract.INPUT_NAME,), output_arrays=graph_contract.OUTPUT_ARRAYS,
-        input_shapes=((1, 300, 300, 3),), inference_type="QUANTIZED_UINT8", mean_values=(recovered.mean_value,),
-        std_values=(recovered.std_value,), allow_custom_ops=True,
-        ignore_weights_narrow_range=ignore_weights_narrow_range)
-    model = os.path.join(work, "detect.tflite")
-    graph = os.path.join(work, "export", export.GRAPH_FILE)
+    settings = conversion_settings(recovered.mean_value, recovered.std_value, ignore_weights_narrow_range)
     with mock.patch.object(toco_layout, "_quantize_anchor_constant", lambda *unused: None) if float_anchors \
             else contextlib.nullcontext():
-        converted = conversion.convert(graph, settings)
-    with open(model, "wb") as out:
-        out.write(converted)
+        model = write_converted(os.path.join(work, "export", export.GRAPH_FILE), settings,
+                                os.path.join(work, "detect.tflite"))
     return model, recovered
 
 
@@ -125,10 +142,9 @@ class RoundTripTest(parameterized.TestCase):
         pairing = model_pairing.pair(original_model, model)
         moved = rebuilt(name)[1].moved_zero_points
         self.assertEqual(moved, REAL_MODELS[name][1])
-        outputs = [(int(original_model.subgraphs[0].operators[a].outputs[0]), int(model.subgraphs[0].operators[b].outputs[0]))
-                   for a, b in pairing.operators
-                   if flatbuffer_model.opcode_name(original_model, original_model.subgraphs[0].operators[a])
-                   in COMPARED_OUTPUTS]
+        original_ops, ops = original_model.subgraphs[0].operators, model.subgraphs[0].operators
+        outputs = [(int(original_ops[a].outputs[0]), int(ops[b].outputs[0])) for a, b in pairing.operators
+                   if flatbuffer_model.opcode_name(original_model, original_ops[a]) in COMPARED_OUTPUTS]
         self.assertGreaterEqual(len(outputs), REAL_MODELS[name][2] // 2)
         for photo in PHOTOS:
             pixels = photo_pixels(photo)
@@ -163,8 +179,14 @@ class RoundTripTest(parameterized.TestCase):
         """Mutation: the mid-2018 convention on a model that honours narrow_range changes the weights."""
         name = "ssd_mobilenet_v2_quant_coco_coral"
         self.assertTrue(rebuilt(name)[1].weights_narrow_range)
-        compared, differing, _ = constants_compared(real_model(name), rebuilt(name, ignore_weights_narrow_range=True)[0])
+        mutated, _ = rebuilt(name, ignore_weights_narrow_range=True)
+        compared, differing, _ = constants_compared(real_model(name), mutated)
         self.assertGreaterEqual(len(differing), 72 * 9 // 10, f"of {compared}")
+
+    def test_weight_convention_is_read_from_the_model(self):
+        self.assertFalse(rebuilt(MID_2018_STYLE)[1].weights_narrow_range)
+        for name in REAL_MODELS.keys() - {MID_2018_STYLE}:
+            self.assertTrue(rebuilt(name)[1].weights_narrow_range, name)
 
     def test_float_anchors_are_seen(self):
         """Mutation: without TOCO's uint8 anchors, the anchor constant differs."""

@@ -386,9 +386,11 @@ def _concat_bounded_ranges(model: _Model, activation_ranges: dict[int, tuple[str
     """
     bounded, moved = {}, []
     for index, op in enumerate(model.ops):
-        concat = model.quantization(model.subgraph.operators[index].outputs[0]) if op == "CONCATENATION" else None
-        if concat is None or concat.minimum is None:
+        if op != "CONCATENATION":
             continue
+        # Where no range is stored (TF 2.x files), the quantized range stands in for it.
+        concat_min, concat_max = _stored_range(model.quantization(model.subgraph.operators[index].outputs[0]),
+                                               UINT8_LEVELS, 0)
         heads = []
         for tensor in model.subgraph.operators[index].inputs:
             source = model.source(tensor)
@@ -397,20 +399,19 @@ def _concat_bounded_ranges(model: _Model, activation_ranges: dict[int, tuple[str
                 params = model.quantization(output)
                 heads.append(_Head(output, *activation_ranges[output][1], params.scale))
         for head in heads:
-            head.shift = max(0.0, head.maximum - concat.maximum)
-        for end, stored in ((concat.maximum, lambda head: head.maximum), (concat.minimum, lambda head: head.minimum)):
+            head.shift = max(0.0, head.maximum - concat_max)
+        for end, stored in ((concat_max, lambda head: head.maximum), (concat_min, lambda head: head.minimum)):
             if any(stored(head) - head.shift == end for head in heads):
                 continue
-            reaching = [(abs(shift), head, shift) for head in heads if (shift := head.reach(end, stored(head))) is not None]
+            reaching = [(head, shift) for head in heads if (shift := head.reach(end, stored(head))) is not None]
             if reaching:
-                _, head, shift = min(reaching, key=lambda item: item[0])
-                head.shift = shift
+                head, head.shift = min(reaching, key=lambda item: abs(item[1]))
         for head in heads:
             low, high = np.float64(head.minimum) - head.shift, np.float64(head.maximum) - head.shift
             params = model.quantization(head.output)
             # An end that bounds the concatenation stays put, unless this head bounds both (then both move).
-            pinned = frozenset(name for name, value, end in (("min", low, concat.minimum), ("max", high, concat.maximum))
-                               if value == end and (low, high) != (concat.minimum, concat.maximum))
+            pinned = frozenset(name for name, value, end in (("min", low, concat_min), ("max", high, concat_max))
+                               if value == end and (low, high) != (concat_min, concat_max))
             exact = _fitting_range(low, high, UINT8_LEVELS, params, pinned)
             if exact is None:
                 moved.append(flatbuffer_model.tensor_name(model.tensor(head.output)))
