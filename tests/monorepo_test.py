@@ -14,7 +14,7 @@ import shutil
 import tarfile
 import threading
 
-from absl.testing import absltest
+from absl.testing import absltest, parameterized
 from ai_edge_litert.interpreter import Interpreter
 
 import testing
@@ -38,6 +38,30 @@ def zoo_archives() -> dict[str, tuple[str, str]]:
     return {name: (archive, folder) for name, archive, folder in entries}
 
 
+# The host's own Python: the base interpreter our virtualenv was made from, which has no TensorFlow.
+HOST_PYTHON = "/usr/bin/python3"
+HOST_PYTHON_BUILD = """load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
+
+py_runtime(
+    name = "runtime",
+    interpreter_path = "{python}",
+    python_version = "PY3",
+    stub_shebang = "#!/usr/bin/env python3",
+)
+
+py_runtime_pair(
+    name = "pair",
+    py3_runtime = ":runtime",
+)
+
+toolchain(
+    name = "toolchain",
+    toolchain = ":pair",
+    toolchain_type = "@bazel_tools//tools/python:toolchain_type",
+)
+"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requested: list[str] = []
 
@@ -45,7 +69,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         _QuietHandler.requested.append(self.path)
 
 
-class MonorepoTest(absltest.TestCase):
+class MonorepoTest(parameterized.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -72,12 +96,17 @@ class MonorepoTest(absltest.TestCase):
         cls.server.shutdown()
         super().tearDownClass()
 
-    def monorepo(self, name: str, sha256: dict[str, str], build_file: str = "") -> str:
-        """A scratch workspace that loads this repository as @rules_ssd_tflite."""
+    def monorepo(self, name: str, sha256: dict[str, str], build_file: str = "", host_python: str = "") -> str:
+        """A scratch workspace that loads this repository as @rules_ssd_tflite.
+
+        `host_python` "before" or "after" registers a Python toolchain of the host's own
+        (the system python3) before or after ours, as monorepos do.
+        """
         workspace = os.path.join(self.tmp, name)
         os.makedirs(workspace, exist_ok=True)
         rules_root = os.path.dirname(os.path.realpath(testing.runfile("WORKSPACE")))
         with open(os.path.join(workspace, "WORKSPACE"), "w") as out:
+            host_toolchain = 'register_toolchains("//host_python:toolchain")\n'
             out.write(f"""workspace(name = "monorepo")
 
 local_repository(name = "rules_ssd_tflite", path = "{rules_root}")
@@ -85,9 +114,13 @@ local_repository(name = "rules_ssd_tflite", path = "{rules_root}")
 load("@rules_ssd_tflite//tools:repositories.bzl", "rules_ssd_tflite_dependencies", "rules_ssd_tflite_register_toolchains")
 
 rules_ssd_tflite_dependencies(zoo_mirrors = ["{self.mirror}"], zoo_sha256 = {sha256!r})
-
+{host_toolchain if host_python == "before" else ""}
 rules_ssd_tflite_register_toolchains()
-""")
+{host_toolchain if host_python == "after" else ""}""")
+        if host_python:
+            os.makedirs(os.path.join(workspace, "host_python"), exist_ok=True)
+            with open(os.path.join(workspace, "host_python", "BUILD"), "w") as out:
+                out.write(HOST_PYTHON_BUILD.format(python=HOST_PYTHON))
         with open(os.path.join(workspace, "BUILD"), "w") as out:
             out.write(build_file or """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
 
@@ -117,6 +150,31 @@ ssd_tflite_model(
         for target, model in zip(STAND_INS.values(), models[1:]):
             with open(model, "rb") as nested, open(testing.runfile(f"models/{target}.tflite"), "rb") as own:
                 self.assertEqual(nested.read(), own.read(), target)
+
+    @parameterized.parameters("before", "after")
+    def test_host_python_toolchain_keeps_its_targets_and_ours_keep_tensorflow(self, order):
+        """A host registering its own Python toolchain, before or after ours: both keep their Python."""
+        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
+
+ssd_tflite_model(
+    name = "detect",
+    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+)
+
+py_binary(
+    name = "which_python",
+    srcs = ["which_python.py"],
+)
+"""
+        workspace = self.monorepo(f"host_python_{order}", self.sha256, build_file, host_python=order)
+        with open(os.path.join(workspace, "which_python.py"), "w") as out:
+            out.write("import sys\nprint('host python:', sys.executable)\n")
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect")
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        run = testing.nested_bazel(workspace, "run", "//:which_python")
+        self.assertEqual(run.returncode, 0, run.stderr[-5000:])
+        self.assertIn(f"host python: {HOST_PYTHON}", run.stdout)
+        self.assertNotIn("rules_ssd_tflite", run.stdout)
 
     def test_corrupt_tarball_fails_naming_the_archive(self):
         archive, _ = zoo_archives()["ssdlite_mobilenet_v2_coco"]

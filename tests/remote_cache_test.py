@@ -1,15 +1,19 @@
-"""Two clones in different folders share build results through a real HTTP cache.
+"""Two clones on two "machines" share build results through a real HTTP cache.
 
 nginx (Debian's nginx-light, WebDAV PUT) serves as the cache on 127.0.0.1.
 Clone A builds //models:all with --config=remote_cache and fills it; clone B,
-with its own cold output base, must then take every checkpoint, contract,
-export and conversion action from the cache.
+in another folder, with another HOME, its virtualenv in another folder (a
+copy) and a cold output base, must then take every checkpoint, contract,
+export and conversion action from the cache, and `bazel aquery` must give
+both clones the same action keys: no machine path is part of them.
 """
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 from absl.testing import absltest
@@ -81,21 +85,46 @@ http {{
                         ignore=shutil.ignore_patterns("bazel-*", ".git", "__pycache__", "user.bazelrc"))
         return target
 
-    def build(self, workspace: str) -> tuple[float, list[dict]]:
+    def other_machine(self) -> tuple[str, str]:
+        """A HOME and a virtualenv folder other than this test's: a copy of the locked virtualenv."""
+        home = os.path.join(self.tmp, "home_b")
+        os.makedirs(home)
+        venv = os.path.realpath(sys.prefix)
+        venvs = os.path.join(self.tmp, "venvs_b")
+        shutil.copytree(venv, os.path.join(venvs, os.path.basename(venv)), symlinks=True)
+        return home, venvs
+
+    def build(self, workspace: str, home: str = "", venv: str = "") -> tuple[float, list[dict]]:
         log = os.path.join(workspace, "execution_log.json")
         start = time.monotonic()
         result = testing.nested_bazel(workspace, "build", "--config=remote_cache",
                                       f"--remote_cache=http://127.0.0.1:{self.port}",
-                                      f"--execution_log_json_file={log}", "//models:all")
+                                      f"--execution_log_json_file={log}", "//models:all", home=home, venv=venv)
         elapsed = time.monotonic() - start
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
         return elapsed, [entry for entry in testing.execution_log(log) if entry["mnemonic"] in MODEL_MNEMONICS]
 
+    def action_keys(self, workspace: str, home: str = "", venv: str = "") -> dict[tuple[str, str], str]:
+        """(mnemonic, target) -> action key of every model action, from `bazel aquery`."""
+        mnemonics = "|".join(sorted(MODEL_MNEMONICS))
+        result = testing.nested_bazel(workspace, "aquery", "--output=jsonproto",
+                                      f'mnemonic("{mnemonics}", //models:all)', home=home, venv=venv)
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        graph = json.loads(result.stdout)
+        labels = {target["id"]: target["label"] for target in graph["targets"]}
+        return {(action["mnemonic"], labels[action["targetId"]]): action["actionKey"] for action in graph["actions"]}
+
     def test_second_clone_takes_every_model_action_from_the_cache(self):
-        first_time, first = self.build(self.clone("a"))
+        clone_a = self.clone("a")
+        first_time, first = self.build(clone_a)
         self.assertNotEmpty(first)
         self.assertFalse(any(entry["remoteCacheHit"] for entry in first), "the cache starts empty")
-        second_time, second = self.build(self.clone("b"))
+        home, venv = self.other_machine()
+        clone_b = self.clone("b")
+        keys_a, keys_b = self.action_keys(clone_a), self.action_keys(clone_b, home, venv)
+        self.assertEqual(len(keys_a), len(first))
+        self.assertEqual(keys_b, keys_a)
+        second_time, second = self.build(clone_b, home, venv)
         self.assertEqual(sorted(entry["progressMessage"] for entry in second),
                          sorted(entry["progressMessage"] for entry in first))
         misses = [entry["progressMessage"] for entry in second if not entry["remoteCacheHit"]]

@@ -54,20 +54,29 @@ def write_manifest_checkpoint(prefix: str, manifest: dict[str, tuple[tuple[int, 
     checkpoint_files.write_checkpoint(prefix, values)
 
 
-def nested_bazel(workspace: str, command: str, *args: str) -> subprocess.CompletedProcess:
+def venv_cache() -> str:
+    """The folder of this test's locked virtualenv (what RULES_SSD_TFLITE_VENV_CACHE names)."""
+    return os.path.dirname(os.path.realpath(sys.prefix))
+
+
+def nested_bazel(workspace: str, command: str, *args: str, home: str = "",
+                 venv: str = "") -> subprocess.CompletedProcess:
     """Runs a Bazel inside the test on `workspace`, sharing this test's locked virtualenv.
 
     Keeps the system bazelrc (Debian's Bazel needs its install base from it),
     skips the user's, and keeps the server's files under the test's tmpdir.
+    `home` (default: the tmpdir) is the HOME Bazel runs with, `venv` the
+    RULES_SSD_TFLITE_VENV_CACHE folder (default: this test's own).
     """
     tmp = os.environ["TEST_TMPDIR"]
     startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc",
                f"--output_user_root={os.path.join(tmp, 'bazel_root')}"]
     options = ["--nosandbox_debug", f"--repository_cache={os.path.join(workspace, 'repository_cache')}",
                # Share the locked virtualenv of this test's own interpreter: no pip here.
-               f"--repo_env=RULES_SSD_TFLITE_VENV_CACHE={os.path.dirname(sys.prefix)}"]
-    return subprocess.run(startup + [command] + (options if command == "build" else []) + list(args),
-                          cwd=workspace, env=dict(os.environ, HOME=tmp),
+               f"--repo_env=RULES_SSD_TFLITE_VENV_CACHE={venv or venv_cache()}"]
+    with_options = command in ("build", "aquery", "run", "test")
+    return subprocess.run(startup + [command] + (options if with_options else []) + list(args),
+                          cwd=workspace, env=dict(os.environ, HOME=home or tmp),
                           capture_output=True, text=True, timeout=1800)
 
 

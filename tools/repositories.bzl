@@ -31,5 +31,13 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
     zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256)
 
 def rules_ssd_tflite_register_toolchains():
-    """Registers the locked virtualenv as the Python toolchain of the workspace."""
+    """Registers the locked virtualenv as the Python of this rule set's actions.
+
+    Only for the rule set's own toolchain type: the workspace's py_binary and
+    py_test targets keep whatever Python toolchain it registers.
+    """
     native.register_toolchains("@{}//:toolchain".format(PYTHON_REPOSITORY))
+
+def rules_ssd_tflite_register_development_toolchains():
+    """Also makes the virtualenv the workspace's Python toolchain: for rules_ssd_tflite's own tests and CLIs."""
+    native.register_toolchains("@{}//:py_toolchain".format(PYTHON_REPOSITORY))

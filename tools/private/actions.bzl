@@ -1,4 +1,6 @@
-"""Running tools in actions without flooding the build log."""
+"""Running tools in actions: our Python tools or a plugged executable, without flooding the build log."""
+
+load(":python_toolchain.bzl", "SsdPythonToolInfo", "python_tool_command")
 
 # TensorFlow logs a lot, even on success; show a tool's output only when it fails.
 _QUIETLY = """quietly() {
@@ -10,3 +12,21 @@ _QUIETLY = """quietly() {
 def run_quietly(ctx, command, **kwargs):
     """ctx.actions.run_shell whose `command` may call `quietly TOOL ARGS...`."""
     ctx.actions.run_shell(command = _QUIETLY + command, **kwargs)
+
+def tool_invocation(ctx, target):
+    """How an action runs `target`: one of our Python tools (SsdPythonToolInfo) or any executable.
+
+    Args:
+      ctx: the rule context (its rule declares the Python toolchain type).
+      target: the tool's Target.
+
+    Returns:
+      struct(argv, inputs, tools): the command's first words, and what the action needs for them.
+    """
+    if SsdPythonToolInfo in target:
+        command = python_tool_command(ctx, target[SsdPythonToolInfo])
+        return struct(argv = [command.executable.path] + command.arguments, inputs = command.inputs, tools = [])
+    files_to_run = target[DefaultInfo].files_to_run
+    if not files_to_run or not files_to_run.executable:
+        fail("{} is neither an executable nor a rules_ssd_tflite Python tool".format(target.label))
+    return struct(argv = [files_to_run.executable.path], inputs = depset(), tools = [files_to_run])

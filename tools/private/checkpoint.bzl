@@ -1,7 +1,8 @@
 """Rules that provide SsdCheckpointInfo: from checkpoint files, or synthesized."""
 
-load(":actions.bzl", "run_quietly")
+load(":actions.bzl", "run_quietly", "tool_invocation")
 load(":providers.bzl", "SsdCheckpointInfo")
+load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
 def _ssd_checkpoint_impl(ctx):
     if not ctx.file.index.basename.endswith(".index"):
@@ -42,12 +43,13 @@ def _synthetic_ssd_checkpoint_impl(ctx):
     args.add("--pipeline_config_path", ctx.file.pipeline_config)
     args.add("--output_directory", index.dirname)
     args.add("--seed", ctx.attr.seed)
+    generator = tool_invocation(ctx, ctx.attr._generator)
     run_quietly(
         ctx,
         command = 'quietly "$@"',
-        arguments = [ctx.executable._generator.path, args],
-        tools = [ctx.attr._generator[DefaultInfo].files_to_run],
-        inputs = [ctx.file.pipeline_config],
+        arguments = generator.argv + [args],
+        tools = generator.tools,
+        inputs = depset([ctx.file.pipeline_config], transitive = [generator.inputs]),
         outputs = [index, data, state, config],
         mnemonic = "SsdSyntheticCheckpoint",
         progress_message = "Synthesizing checkpoint %s" % ctx.label,
@@ -69,7 +71,8 @@ config and seed always give the same bytes.""",
     attrs = {
         "pipeline_config": attr.label(mandatory = True, allow_single_file = True, doc = "Config of the model to synthesize."),
         "seed": attr.int(default = 1, doc = "Seed of the random values."),
-        "_generator": attr.label(default = "//py:make_synthetic_checkpoint", executable = True, cfg = "exec"),
+        "_generator": attr.label(default = "//py:synthesis_tool", cfg = "exec"),
     },
+    toolchains = [PYTHON_TOOLCHAIN_TYPE],
     provides = [SsdCheckpointInfo],
 )

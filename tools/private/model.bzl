@@ -1,7 +1,8 @@
 """The ssd_tflite_model rule: checkpoint -> frozen export graph -> .tflite."""
 
-load(":actions.bzl", "run_quietly")
+load(":actions.bzl", "run_quietly", "tool_invocation")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteModelInfo", "checkpoint_prefix")
+load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
 INPUT_ARRAY = "normalized_input_image_tensor"
 OUTPUT_ARRAYS = [
@@ -47,12 +48,13 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
     args.add("--converter_flags_out", converter_flags)
     args.add("--metadata_out", metadata)
     args.add("--labels_out", labels)
+    contract = tool_invocation(ctx, ctx.attr._contract)
     run_quietly(
         ctx,
         command = 'quietly "$@"',
-        arguments = [ctx.executable._contract.path, args],
-        tools = [ctx.attr._contract[DefaultInfo].files_to_run],
-        inputs = inputs,
+        arguments = contract.argv + [args],
+        tools = contract.tools,
+        inputs = depset(inputs, transitive = [contract.inputs]),
         outputs = [converter_flags, metadata, labels],
         mnemonic = "SsdModelContract",
         progress_message = "Reading the model contract of %s" % ctx.label,
@@ -60,10 +62,8 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
 
 def _export_action(ctx, checkpoint, config, graph):
     export_dir = ctx.actions.declare_directory(ctx.label.name + "_export")
+    exporter = tool_invocation(ctx, ctx.attr.exporter)
     args = ctx.actions.args()
-    args.add(ctx.executable.exporter)
-    args.add(export_dir.path)
-    args.add(graph)
     args.add("--pipeline_config_path", config)
     args.add("--trained_checkpoint_prefix", checkpoint_prefix(checkpoint))
     args.add("--output_directory", export_dir.path)
@@ -78,19 +78,19 @@ def _export_action(ctx, checkpoint, config, graph):
     args.add_all(ctx.attr.exporter_args)
     run_quietly(
         ctx,
-        command = 'exporter="$1" export_dir="$2" graph="$3"; shift 3; quietly "$exporter" "$@" && cp "$export_dir/tflite_graph.pb" "$graph"',
-        arguments = [args],
-        inputs = depset([checkpoint.index, config] + ctx.files.calibration_images, transitive = [checkpoint.data]),
-        tools = [ctx.attr.exporter[DefaultInfo].files_to_run],
+        command = 'export_dir="$1" graph="$2"; shift 2; quietly "$@" && cp "$export_dir/tflite_graph.pb" "$graph"',
+        arguments = [export_dir.path, graph.path] + exporter.argv + [args],
+        inputs = depset([checkpoint.index, config] + ctx.files.calibration_images,
+                        transitive = [checkpoint.data, exporter.inputs]),
+        tools = exporter.tools,
         outputs = [export_dir, graph],
         mnemonic = "SsdExportGraph",
         progress_message = "Exporting the TFLite graph of %s%s" % (ctx.label, " (synthetic checkpoint)" if checkpoint.synthetic else ""),
     )
 
 def _convert_action(ctx, graph, converter_flags, tflite):
+    converter = tool_invocation(ctx, ctx.attr.converter)
     args = ctx.actions.args()
-    args.add(ctx.executable.converter)
-    args.add(converter_flags)
     args.add("--input_file=" + graph.path)
     args.add("--output_file=" + tflite.path)
     if ctx.attr.ignore_weights_narrow_range:
@@ -98,11 +98,12 @@ def _convert_action(ctx, graph, converter_flags, tflite):
     args.add_all(ctx.attr.converter_args)
     run_quietly(
         ctx,
-        # The flags file holds one flag per line, none with spaces.
-        command = 'converter="$1" flags_file="$2"; shift 2; quietly "$converter" $(cat "$flags_file") "$@"',
-        arguments = [args],
-        inputs = [graph, converter_flags],
-        tools = [ctx.attr.converter[DefaultInfo].files_to_run],
+        # The flags file holds one flag per line, none with spaces; the converter's words end at "--".
+        command = 'flags_file="$1"; shift; converter=(); while [ "$1" != -- ]; do converter+=("$1"); shift; done; ' +
+                  'shift; quietly "${converter[@]}" $(cat "$flags_file") "$@"',
+        arguments = [converter_flags.path] + converter.argv + ["--", args],
+        inputs = depset([graph, converter_flags], transitive = [converter.inputs]),
+        tools = converter.tools,
         outputs = [tflite],
         mnemonic = "TocoConvert",
         progress_message = "Converting %s to TFLite" % ctx.label,
@@ -185,18 +186,17 @@ provides SsdTfliteModelInfo.""",
         ),
         "labels": attr.label(allow_single_file = True, doc = "Class names, one per line in class-id order; default class_1..class_N."),
         "exporter": attr.label(
-            default = "//py:export_tflite_ssd_graph",
-            executable = True,
+            default = "//py:export_tool",
             cfg = "exec",
-            doc = "Export tool taking export_tflite_ssd_graph's flags.",
+            doc = "Export tool taking export_tflite_ssd_graph's flags: ours (run with this rule set's own " +
+                  "Python toolchain) or any executable, e.g. a py_binary of tensorflow/models' exporter.",
         ),
         "exporter_args": attr.string_list(
             default = ["--write_pbtxt=false"],
             doc = "Extra exporter flags; the default skips the large text graph. Use [] with tensorflow/models' exporter.",
         ),
         "converter": attr.label(
-            default = "//py:toco",
-            executable = True,
+            default = "//py:converter_tool",
             cfg = "exec",
             doc = "Converter taking TOCO's flags, e.g. a TensorFlow source tree's //tensorflow/lite/toco:toco.",
         ),
@@ -206,7 +206,8 @@ provides SsdTfliteModelInfo.""",
             doc = "Converter --ignore_weights_narrow_range (QUANTIZED_UINT8 only): quantize weights over 256 " +
                   "levels, as TOCO did until mid-2018, instead of the 255 their FakeQuant's narrow_range asks for.",
         ),
-        "_contract": attr.label(default = "//py:model_contract", executable = True, cfg = "exec"),
+        "_contract": attr.label(default = "//py:contract_tool", cfg = "exec"),
     },
+    toolchains = [PYTHON_TOOLCHAIN_TYPE],
     provides = [SsdTfliteModelInfo],
 )

@@ -2,22 +2,24 @@
 
 Bazel 4 downloads @rules_cc, @rules_java and @remote_coverage_tools as soon as
 a py_binary, py_test or sh_test is analysed. These rules provide local
-stand-ins instead. Bazel 5 and later (and any Bazel with a version string
-other than 4.x) are left alone: they fetch their own versions as usual.
+stand-ins instead, only on Debian's bootstrap build of Bazel (the one that
+reports no version) and only for names the workspace has not declared, and
+say so in the log. Release builds of any version are left alone: they fetch
+their own versions as usual.
 """
 
 _DEBIAN_RULES_JAVA = "/usr/share/bazel/rules/java"
 
 def needs_offline_bootstrap(bazel_version):
-    """Whether this Bazel is the offline Bazel 4 the stand-ins are for.
+    """Whether this Bazel is Debian's bootstrap Bazel, the offline Bazel 4 the stand-ins are for.
 
     Args:
       bazel_version: `native.bazel_version`; Debian's build reports none.
 
     Returns:
-      True for Bazel 4.x and for Bazel builds without a version.
+      True for Bazel builds without a version.
     """
-    return bazel_version in ("", "no_version") or bazel_version.startswith("4.")
+    return bazel_version in ("", "no_version")
 
 def _offline_rules_cc_impl(rctx):
     rctx.file("WORKSPACE", 'workspace(name = "rules_cc")\n')
@@ -65,9 +67,18 @@ def offline_bootstrap_repositories():
     if not needs_offline_bootstrap(native.bazel_version):
         return
     existing = native.existing_rules()
+    declared = []
     if "rules_cc" not in existing:
         _offline_rules_cc(name = "rules_cc")
+        declared.append("@rules_cc")
     if "rules_java" not in existing:
         _debian_rules_java(name = "rules_java")
+        declared.append("@rules_java")
     if "remote_coverage_tools" not in existing:
         _offline_remote_coverage_tools(name = "remote_coverage_tools")
+        declared.append("@remote_coverage_tools")
+    if declared:
+        # buildifier: disable=print
+        print("rules_ssd_tflite: Debian's bootstrap Bazel (no version) cannot download {}; using local stand-ins.".format(
+            ", ".join(declared),
+        ))

@@ -1,13 +1,17 @@
-"""A Python toolchain backed by a virtualenv installed from a hashed lock file.
+"""The rule set's Python: a virtualenv installed from a hashed lock file.
 
 The virtualenv lives outside Bazel's output base, in a folder named after the
 SHA-256 of the lock file and the interpreter version, so that every clone on a
-machine shares one environment (and one set of action keys), a second fetch
-runs no pip, and editing the lock file gives a new environment.
+machine shares one environment, a second fetch runs no pip, and editing the
+lock file gives a new environment. The repository links it as `venv` and
+runs it through `python`, a wrapper whose content names the environment
+(version and digest) but not its folder: action keys are the same on every
+machine and clone with that environment.
 """
 
 _CACHE_ENV = "RULES_SSD_TFLITE_VENV_CACHE"
-_SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# numpy 2.4 and Pillow 12 in the lock need Python 3.11 or later.
+_SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
 
 def _run(rctx, argv, what, timeout = 600, quiet = True):
     result = rctx.execute(argv, timeout = timeout, quiet = quiet)
@@ -53,16 +57,41 @@ def _python_venv_impl(rctx):
     if not marker.exists:
         rctx.report_progress("Creating the Python {} virtualenv {} from {} (pip, one time)".format(version, venv, rctx.attr.requirements_lock))
         _run(rctx, [python, rctx.path(rctx.attr._installer), str(lock), venv], "Installing " + str(lock), timeout = 3600, quiet = False)
-    rctx.file("BUILD.bazel", """\
+    rctx.symlink(venv, "venv")
+    rctx.file("BUILD.bazel", _BUILD)
+    # The interpreter is found next to this file's real location, so its content (an action input)
+    # names the environment, not where this machine keeps it: clones and machines share action keys.
+    rctx.file("python", """#!/bin/sh
+# The rules_ssd_tflite Python environment py{version}-{digest}, installed from {lock}.
+exec "$(dirname "$(readlink -f "$0")")/venv/bin/python3" "$@"
+""".format(version = version, digest = digest, lock = rctx.attr.requirements_lock.name), executable = True)
+
+_BUILD = """\
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
+load("@rules_ssd_tflite//tools/private:python_toolchain.bzl", "ssd_python_toolchain")
 
 package(default_visibility = ["//visibility:public"])
 
+# What rules_ssd_tflite_register_toolchains() registers: our actions' Python, for our toolchain type only.
+ssd_python_toolchain(
+    name = "ssd_python",
+    interpreter = ":python",
+)
+
+toolchain(
+    name = "toolchain",
+    toolchain = ":ssd_python",
+    toolchain_type = "@rules_ssd_tflite//tools:python_toolchain_type",
+)
+
+# A Python toolchain for py_binary/py_test, registered by rules_ssd_tflite's own WORKSPACE only
+# (its tests and CLIs); a host workspace keeps its own.
 py_runtime(
     name = "py3_runtime",
-    interpreter_path = "{python}",
+    interpreter = ":python",
     python_version = "PY3",
-    stub_shebang = "#!{python}",
+    # The launcher stub only finds and starts the interpreter; any python3 on PATH will do.
+    stub_shebang = "#!/usr/bin/env python3",
 )
 
 py_runtime_pair(
@@ -71,20 +100,17 @@ py_runtime_pair(
 )
 
 toolchain(
-    name = "toolchain",
+    name = "py_toolchain",
     toolchain = ":runtime_pair",
     toolchain_type = "@bazel_tools//tools/python:toolchain_type",
 )
 
-# The interpreter itself, for scripts outside Bazel (benchmarks).
 exports_files(["python"])
-""".format(python = venv + "/bin/python3"))
-    # A wrapper, not a symlink: the venv's python finds pyvenv.cfg only when run by its own path.
-    rctx.file("python", '#!/bin/sh\nexec "{}/bin/python3" "$@"\n'.format(venv), executable = True)
+"""
 
 python_venv = repository_rule(
     implementation = _python_venv_impl,
-    doc = "Installs `requirements_lock` into a shared virtualenv and declares it as a Python toolchain.",
+    doc = "Installs `requirements_lock` into a shared virtualenv and declares it as the rule set's Python.",
     attrs = {
         "requirements_lock": attr.label(
             mandatory = True,
