@@ -3,7 +3,10 @@
 The calibrated build must find the float build's top detections within the
 gap `tools/bench` measured on the embedded default (README, "Measured"):
 13 of the 20 top-10 detections on chelsea.png and coffee.png matched (same
-class, IoU >= 0.5), mean IoU 0.98, mean score gap 0.002. The bounds below
+class, IoU >= 0.5), mean IoU 0.91, mean score gap 0.002. (Mean IoU was 0.98
+with float anchors; TOCO's uint8 anchors, which QUANTIZED_UINT8 builds now
+carry, move each box by up to half a step, 0.0032, which costs the small
+boxes of these random weights 0.07.) The bounds below
 leave room for other CPUs' rounding, not for a broken build: the seed's
 default-range build matches none, which the README states and the second
 test keeps true. The photos are not among the calibration images.
@@ -17,7 +20,7 @@ from ssd_tflite import agreement, detection
 IMAGES = ("chelsea.png", "coffee.png")
 FLOAT_MODEL = "ssdlite_mobilenet_v2_tflite"
 MIN_MATCHED = 10  # of 20; measured 13
-MIN_MEAN_IOU = 0.9  # measured 0.98
+MIN_MEAN_IOU = 0.85  # measured 0.91
 MAX_MEAN_SCORE_GAP = 0.01  # measured 0.002
 
 
