@@ -7,6 +7,7 @@ model, look up tensors, operators and constant values, and pack it again.
 import dataclasses
 from typing import Optional
 
+import flatbuffers
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
@@ -49,8 +50,6 @@ def read(path: str) -> schema.ModelT:
 
 def pack(model: schema.ModelT) -> bytes:
     """The flatbuffer bytes of `model`, with the TFLite file identifier."""
-    import flatbuffers  # the writer only; readers need no flatbuffers builder
-
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
