@@ -2,8 +2,8 @@
 
   compare_detections --reference float.tflite --candidate uint8.tflite --images a.jpg,b.jpg
 
-Each model's input normalization comes from the `<name>_metadata.json` beside
-it, as in `detect`. Prints how many of the reference's top detections the
+Each model's input normalization comes from its embedded metadata or the
+`<name>_metadata.json` beside it, as in `detect`. Prints how many of the reference's top detections the
 candidate matched (same class, IoU >= 0.5), with the mean IoU and mean score
 difference of the matched pairs (see ssd_tflite/agreement.py).
 """

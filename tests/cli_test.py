@@ -8,6 +8,7 @@ from absl.testing import absltest
 from PIL import Image
 
 import testing
+from ssd_tflite import tflite_metadata
 
 GRAPH = testing.runfile("models/ssd_mobilenet_v1_quant_tflite_graph.pb")
 REAL_MODEL = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class_2019_02.tflite")
@@ -88,9 +89,19 @@ class CliTest(absltest.TestCase):
             self.assertEqual(result.returncode, 0, result.stderr)
         with open(outputs[0], "rb") as first, open(outputs[1], "rb") as second:
             self.assertEqual(first.read(), second.read())
-        with open(testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite"), "rb") as built, \
-                open(outputs[0], "rb") as ours:
-            self.assertEqual(built.read(), ours.read(), "the Bazel rule and the CLI give the same model")
+        # The rule's last step: the same metadata embedded by the CLI gives the same bytes.
+        target = "models/ssd_mobilenet_v1_quant_tflite"
+        built = testing.runfile(target + ".tflite")
+        embedded = tflite_metadata.read(built)
+        described = os.path.join(workdir, "described.tflite")
+        result = run_tool("populate_metadata", f"--input_file={outputs[0]}", f"--output_file={described}",
+                          f"--labels={testing.runfile(target + '_labels.txt')}",
+                          f"--model_metadata={testing.runfile(target + '_metadata.json')}",
+                          f"--name={embedded.name}", f"--description={embedded.description}",
+                          f"--version={embedded.version}")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(built, "rb") as rule_output, open(described, "rb") as ours:
+            self.assertEqual(rule_output.read(), ours.read(), "the Bazel rule and the CLIs give the same model")
 
     def test_detect_prints_detections_and_writes_annotated_png(self):
         output = os.path.join(self.create_tempdir().full_path, "annotated.png")

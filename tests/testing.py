@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ssd_tflite import checkpoint_files
+from ssd_tflite import checkpoint_files, flatbuffer_model, tflite_metadata
 
 REFERENCE_MODELS = (
     "ssd_mobilenet_v1_quantized_zoo",
@@ -52,6 +52,17 @@ def write_manifest_checkpoint(prefix: str, manifest: dict[str, tuple[tuple[int, 
             value = np.abs(value) + 0.5
         values[name] = value.astype(dtype)
     checkpoint_files.write_checkpoint(prefix, values)
+
+
+def without_metadata(path: str) -> bytes:
+    """The .tflite at `path` without its TFLITE_METADATA buffer and labels zip, repacked."""
+    model = flatbuffer_model.read(path)
+    for entry in model.metadata or []:
+        if flatbuffer_model.tensor_name(entry) == tflite_metadata.METADATA_NAME:
+            model.buffers[entry.buffer].data = None
+    model.metadata = [entry for entry in model.metadata or []
+                      if flatbuffer_model.tensor_name(entry) != tflite_metadata.METADATA_NAME]
+    return flatbuffer_model.pack(model)
 
 
 def venv_cache() -> str:

@@ -1,9 +1,11 @@
 """Runs a produced detect.tflite on an image: input preparation, inference, drawing.
 
 The input type and quantization come from the model itself. A float model's
-input normalization comes from its metadata (`<name>_metadata.json`, written
-by the ssd_tflite_model rule), or is (pixel - 128) / 128 without one; a uint8
-model takes the pixels as they are.
+input normalization and the class names come from the TFLite Model Metadata
+embedded in it, or else from the `<name>_metadata.json` and
+`<name>_labels.txt` the ssd_tflite_model rule writes beside it; without
+either the input is (pixel - 128) / 128. A uint8 model takes the pixels as
+they are.
 """
 
 import dataclasses
@@ -14,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from ssd_tflite import tflite_metadata
 from ssd_tflite.errors import InputError
 
 DEFAULT_MEAN = (128.0, 128.0, 128.0)
@@ -76,7 +79,8 @@ def load_labels(path: Optional[str]) -> list[str]:
 class Detector:
     """A detect.tflite model in the ai-edge-litert interpreter."""
 
-    def __init__(self, model_path: str, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
+    def __init__(self, model_path: str, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD,
+                 labels: Sequence[str] = ()):
         from ai_edge_litert.interpreter import Interpreter  # loads a large native library
 
         if not os.path.isfile(model_path):
@@ -94,6 +98,7 @@ class Detector:
         _, self.height, self.width, _ = (int(dim) for dim in self.input["shape"])
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
+        self.labels = list(labels)  # class names by class index, if known
 
     def input_tensor(self, image: Image.Image) -> np.ndarray:
         """The image resized to the model's input, in its type and normalization."""
@@ -142,6 +147,15 @@ def beside_model(model_path: str, suffix: str) -> Optional[str]:
 
 
 def open_detector(model_path: str, metadata_path: Optional[str] = None) -> Detector:
-    """The model with its input normalization from `metadata_path`, default `<name>_metadata.json`."""
-    mean, std = load_normalization(metadata_path or beside_model(model_path, "_metadata.json"))
-    return Detector(model_path, mean, std)
+    """The model with its input normalization and labels.
+
+    Normalization: from `metadata_path` if given, else the embedded metadata,
+    else `<name>_metadata.json`. Labels: embedded, else `<name>_labels.txt`.
+    """
+    embedded = tflite_metadata.read(model_path) if os.path.isfile(model_path) else None
+    if metadata_path or embedded is None:
+        mean, std = load_normalization(metadata_path or beside_model(model_path, "_metadata.json"))
+    else:
+        mean, std = embedded.mean, embedded.std
+    labels = list(embedded.labels) if embedded else load_labels(beside_model(model_path, "_labels.txt"))
+    return Detector(model_path, mean, std, labels)

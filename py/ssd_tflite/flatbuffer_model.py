@@ -107,3 +107,18 @@ def postprocess_operator(model: schema.ModelT, path: str) -> schema.OperatorT:
     if len(found) != 1:
         raise InputError(f"{path}: expected one {POSTPROCESS_CUSTOM_CODE.decode()} operator, found {len(found)}")
     return found[0]
+
+
+def with_metadata(content: bytes, path: str, name: str, data: bytes) -> bytes:
+    """The model `content` (from `path`) with `data` stored in a new buffer listed in its metadata as `name`."""
+    model = load(content, path)
+    if any(tensor_name(entry) == name for entry in model.metadata or []):
+        raise InputError(f"{path}: the model already carries metadata {name}")
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(data, np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name.encode()
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return pack(model)

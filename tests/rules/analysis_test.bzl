@@ -29,8 +29,12 @@ def _model_test_impl(ctx):
         argv = " ".join(convert.argv)
         if ctx.attr.converter_path_contains not in argv:
             errors.append("converter command line lacks {}: {}".format(ctx.attr.converter_path_contains, argv))
-        if info.tflite not in convert.outputs.to_list():
-            errors.append("TocoConvert does not write " + info.tflite.short_path)
+    # With embedded metadata (the default) the converter's output goes through the metadata action.
+    final = actions.get("SsdTfliteMetadata") or convert
+    if final and info.tflite not in final.outputs.to_list():
+        errors.append("{} does not write {}".format(final.mnemonic, info.tflite.short_path))
+    if convert and "SsdTfliteMetadata" in actions and convert.outputs.to_list()[0] not in actions["SsdTfliteMetadata"].inputs.to_list():
+        errors.append("SsdTfliteMetadata does not read the converter's output")
     return _result(errors)
 
 model_test = rule(
@@ -41,7 +45,7 @@ model_test = rule(
         "target_under_test": attr.label(mandatory = True, providers = [SsdTfliteModelInfo]),
         "inference_type": attr.string(),
         "synthetic": attr.bool(),
-        "mnemonics": attr.string_list(default = ["SsdModelContract", "SsdExportGraph", "TocoConvert"]),
+        "mnemonics": attr.string_list(default = ["SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata"]),
         "converter_path_contains": attr.string(default = "py/toco"),
     },
 )

@@ -30,3 +30,23 @@ def tool_invocation(ctx, target):
     if not files_to_run or not files_to_run.executable:
         fail("{} is neither an executable nor a rules_ssd_tflite Python tool".format(target.label))
     return struct(argv = [files_to_run.executable.path], inputs = depset(), tools = [files_to_run])
+
+def run_tool(ctx, tool, args, inputs, **kwargs):
+    """Runs `tool` (see tool_invocation) with `args`, showing its output only when it fails.
+
+    Args:
+      ctx: the rule context.
+      tool: the tool's Target.
+      args: its arguments (ctx.actions.args()).
+      inputs: list of File it reads.
+      **kwargs: outputs, mnemonic, progress_message, ... of ctx.actions.run_shell.
+    """
+    invocation = tool_invocation(ctx, tool)
+    run_quietly(
+        ctx,
+        command = 'quietly "$@"',
+        arguments = invocation.argv + [args],
+        tools = invocation.tools,
+        inputs = depset(inputs, transitive = [invocation.inputs]),
+        **kwargs
+    )

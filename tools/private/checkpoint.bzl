@@ -1,6 +1,6 @@
 """Rules that provide SsdCheckpointInfo: from checkpoint files, or synthesized."""
 
-load(":actions.bzl", "run_quietly", "tool_invocation")
+load(":actions.bzl", "run_tool")
 load(":providers.bzl", "SsdCheckpointInfo")
 load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
@@ -43,13 +43,11 @@ def _synthetic_ssd_checkpoint_impl(ctx):
     args.add("--pipeline_config_path", ctx.file.pipeline_config)
     args.add("--output_directory", index.dirname)
     args.add("--seed", ctx.attr.seed)
-    generator = tool_invocation(ctx, ctx.attr._generator)
-    run_quietly(
+    run_tool(
         ctx,
-        command = 'quietly "$@"',
-        arguments = generator.argv + [args],
-        tools = generator.tools,
-        inputs = depset([ctx.file.pipeline_config], transitive = [generator.inputs]),
+        ctx.attr._generator,
+        args,
+        [ctx.file.pipeline_config],
         outputs = [index, data, state, config],
         mnemonic = "SsdSyntheticCheckpoint",
         progress_message = "Synthesizing checkpoint %s" % ctx.label,

@@ -1,6 +1,6 @@
 """The ssd_tflite_model rule: checkpoint -> frozen export graph -> .tflite."""
 
-load(":actions.bzl", "run_quietly", "tool_invocation")
+load(":actions.bzl", "run_quietly", "run_tool", "tool_invocation")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteModelInfo", "checkpoint_prefix")
 load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
@@ -48,13 +48,11 @@ def _contract_action(ctx, config, converter_flags, metadata, labels):
     args.add("--converter_flags_out", converter_flags)
     args.add("--metadata_out", metadata)
     args.add("--labels_out", labels)
-    contract = tool_invocation(ctx, ctx.attr._contract)
-    run_quietly(
+    run_tool(
         ctx,
-        command = 'quietly "$@"',
-        arguments = contract.argv + [args],
-        tools = contract.tools,
-        inputs = depset(inputs, transitive = [contract.inputs]),
+        ctx.attr._contract,
+        args,
+        inputs,
         outputs = [converter_flags, metadata, labels],
         mnemonic = "SsdModelContract",
         progress_message = "Reading the model contract of %s" % ctx.label,
@@ -109,6 +107,28 @@ def _convert_action(ctx, graph, converter_flags, tflite):
         progress_message = "Converting %s to TFLite" % ctx.label,
     )
 
+def _metadata_action(ctx, converted, labels, metadata, tflite, synthetic):
+    args = ctx.actions.args()
+    args.add("--input_file", converted)
+    args.add("--output_file", tflite)
+    args.add("--labels", labels)
+    args.add("--model_metadata", metadata)
+    args.add("--name", ctx.label.name)
+    description = "SSD detector converted by rules_ssd_tflite from {}.".format(ctx.attr.checkpoint.label)
+    if synthetic:
+        description += " Synthetic checkpoint: random weights, its detections mean nothing."
+    args.add("--description", description)
+    args.add("--version", ctx.attr.model_version)
+    run_tool(
+        ctx,
+        ctx.attr._metadata_populator,
+        args,
+        [converted, labels, metadata],
+        outputs = [tflite],
+        mnemonic = "SsdTfliteMetadata",
+        progress_message = "Embedding TFLite metadata in %s" % ctx.label,
+    )
+
 def _ssd_tflite_model_impl(ctx):
     checkpoint = ctx.attr.checkpoint[SsdCheckpointInfo]
     config = ctx.file.pipeline_config or checkpoint.pipeline_config
@@ -119,7 +139,12 @@ def _ssd_tflite_model_impl(ctx):
     converter_flags = ctx.actions.declare_file(ctx.label.name + "_converter.flags")
     _contract_action(ctx, config, converter_flags, metadata, labels)
     _export_action(ctx, checkpoint, config, graph)
-    _convert_action(ctx, graph, converter_flags, tflite)
+    if ctx.attr.embed_metadata:
+        converted = ctx.actions.declare_file(ctx.label.name + "_converted.tflite")
+        _convert_action(ctx, graph, converter_flags, converted)
+        _metadata_action(ctx, converted, labels, metadata, tflite, checkpoint.synthetic)
+    else:
+        _convert_action(ctx, graph, converter_flags, tflite)
     return [
         DefaultInfo(
             files = depset([tflite, graph, labels, metadata]),
@@ -206,7 +231,14 @@ provides SsdTfliteModelInfo.""",
             doc = "Converter --ignore_weights_narrow_range (QUANTIZED_UINT8 only): quantize weights over 256 " +
                   "levels, as TOCO did until mid-2018, instead of the 255 their FakeQuant's narrow_range asks for.",
         ),
+        "embed_metadata": attr.bool(
+            default = True,
+            doc = "Embed TFLite Model Metadata (input normalization, the four outputs, the labels file), which " +
+                  "MediaPipe Tasks' ObjectDetector requires. False leaves the converter's output as it is.",
+        ),
+        "model_version": attr.string(default = "1", doc = "Version recorded in the embedded metadata."),
         "_contract": attr.label(default = "//py:contract_tool", cfg = "exec"),
+        "_metadata_populator": attr.label(default = "//py:metadata_tool", cfg = "exec"),
     },
     toolchains = [PYTHON_TOOLCHAIN_TYPE],
     provides = [SsdTfliteModelInfo],

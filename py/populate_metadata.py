@@ -1,0 +1,53 @@
+"""Embeds TFLite Model Metadata in a detect.tflite: what MediaPipe Tasks and TFLite Support need.
+
+  populate_metadata --input_file=converted.tflite --output_file=detect.tflite \
+      --labels=labels.txt --model_metadata=detect_metadata.json --name=detect --description="..."
+
+The input's normalization comes from the model's `_metadata.json` (as the
+ssd_tflite_model rule writes it), the class names from the labels file (one
+per line, by class index), which is also packed into the model.
+"""
+
+from ssd_tflite import cli
+from absl import flags, logging
+
+from ssd_tflite import atomic_files, detection, flatbuffer_model, tflite_metadata
+from ssd_tflite.errors import InputError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input_file", None, "The detect.tflite to describe.")
+flags.DEFINE_string("output_file", None, "Where the model with metadata is written.")
+flags.DEFINE_string("labels", None, "Class names, one per line in class-index order.")
+flags.DEFINE_string("model_metadata", None, "The model's _metadata.json: the input's mean and std.")
+flags.DEFINE_string("name", None, "Model name.")
+flags.DEFINE_string("description", "", "Model description.")
+flags.DEFINE_string("version", "1", "Model version.")
+flags.mark_flags_as_required(["input_file", "output_file", "labels", "model_metadata", "name"])
+
+
+def main() -> None:
+    mean, std = detection.load_normalization(FLAGS.model_metadata)
+    labels = detection.load_labels(FLAGS.labels)
+    if not labels:
+        raise InputError(f"{FLAGS.labels}: no class names")
+    metadata = tflite_metadata.DetectorMetadata(FLAGS.name, FLAGS.description, FLAGS.version, tuple(mean),
+                                                tuple(std), tuple(labels))
+    try:
+        with open(FLAGS.input_file, "rb") as model_file:
+            content = model_file.read()
+    except OSError as error:
+        raise InputError(f"{FLAGS.input_file}: cannot read the model: {error.strerror}") from None
+    model = flatbuffer_model.load(content, FLAGS.input_file)
+    subgraph = model.subgraphs[0]
+    if len(subgraph.outputs) != len(tflite_metadata.OUTPUT_NAMES):
+        raise InputError(f"{FLAGS.input_file}: expected the {len(tflite_metadata.OUTPUT_NAMES)} outputs of "
+                         f"TFLite_Detection_PostProcess, found {len(subgraph.outputs)}")
+    _, height, width, _ = (int(dim) for dim in subgraph.tensors[subgraph.inputs[0]].shape)
+    described = flatbuffer_model.with_metadata(content, FLAGS.input_file, tflite_metadata.METADATA_NAME,
+                                               tflite_metadata.metadata_buffer(metadata, height, width))
+    atomic_files.write_file(FLAGS.output_file, tflite_metadata.with_labels_zip(described, labels))
+    logging.info("Wrote %s with %s (%d labels)", FLAGS.output_file, tflite_metadata.METADATA_NAME, len(labels))
+
+
+if __name__ == "__main__":
+    cli.run(main)
