@@ -7,6 +7,7 @@ In a WORKSPACE file:
     rules_ssd_tflite_register_toolchains()
 """
 
+load("//tools/private:demo_repositories.bzl", "demo_repositories")
 load("//tools/private:offline_bootstrap.bzl", "offline_bootstrap_repositories")
 load("//tools/private:python_venv.bzl", "python_venv")
 load("//tools/private:zoo.bzl", "zoo_repositories")
@@ -14,9 +15,9 @@ load("//tools/private:zoo.bzl", "zoo_repositories")
 PYTHON_REPOSITORY = "rules_ssd_tflite_python"
 
 def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
-    """Declares the Python environment, the model-zoo tarballs and, on Debian's Bazel 4, the offline stand-ins.
+    """Declares the Python environment, the model-zoo tarballs, the demo's JavaScript and, on Debian's Bazel 4, the offline stand-ins.
 
-    Tarballs are only downloaded when a target that needs them is built.
+    Tarballs and packages are only downloaded when a target that needs them is built.
 
     Args:
       zoo_mirrors: base URLs tried first for every model-zoo tarball.
@@ -29,6 +30,7 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
             requirements_lock = Label("//:requirements_lock.txt"),
         )
     zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256)
+    demo_repositories()
 
 def rules_ssd_tflite_register_toolchains():
     """Registers the locked virtualenv as the Python of this rule set's actions.

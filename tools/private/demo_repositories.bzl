@@ -1,0 +1,36 @@
+"""The browser demo's JavaScript: MediaPipe Tasks Vision from the npm registry, pinned.
+
+An http_archive of the package tarball rather than `npm ci`: the package has
+no dependencies, Bazel's repository cache then keeps it for offline builds,
+and the sha256 below is checked on every fetch. It was computed from the
+tarball whose sha512 equals the registry's own `integrity` record.
+"""
+
+load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+
+MEDIAPIPE_TASKS_VISION_REPOSITORY = "rules_ssd_tflite_mediapipe_tasks_vision"
+
+# 0.10.35, not 1.x: 1.1.0 POSTs usage metrics to a Google endpoint every 60 s; 0.10.35 sends nothing.
+_VERSION = "0.10.35"
+_SHA256 = "84597a25e13d123b5f4cbe768bb72e97a2c28c7a465f0ace287d8cbe5246bff0"
+# npm integrity: sha512-HOvadwVRE6JC+45nyYhmnywnr5h/J8KZvOeUNVOG9q/0875pZgItznFB9bRTvLc264YSJqiZ1NsIpCStJw/egg==
+
+_BUILD = """\
+filegroup(
+    name = "files",
+    srcs = ["vision_bundle.mjs"] + glob(["wasm/*"]),
+    visibility = ["//visibility:public"],
+)
+"""
+
+def demo_repositories():
+    """Declares the demo's npm package; fetched only when //demo:serve is built."""
+    if MEDIAPIPE_TASKS_VISION_REPOSITORY in native.existing_rules():
+        return
+    http_archive(
+        name = MEDIAPIPE_TASKS_VISION_REPOSITORY,
+        urls = ["https://registry.npmjs.org/@mediapipe/tasks-vision/-/tasks-vision-{}.tgz".format(_VERSION)],
+        sha256 = _SHA256,
+        strip_prefix = "package",
+        build_file_content = _BUILD,
+    )
