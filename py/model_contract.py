@@ -7,7 +7,7 @@ shape and inference type default to what the config says.
 from ssd_tflite import cli
 from absl import flags
 
-from ssd_tflite import contract, pipeline_config
+from ssd_tflite import atomic_files, contract, detection, pipeline_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline_config_path", None, "The model's pipeline.config.")
@@ -23,6 +23,7 @@ flags.DEFINE_bool("allow_custom_ops", True, "Passed to the converter.")
 flags.DEFINE_bool("embed_input_normalization", False, "As given to the export: the graph takes (pixel - 128) / 128.")
 flags.DEFINE_bool("calibrated", False, "The export measures activation ranges on --calibration_images.")
 cli.define_postprocessing_flags()  # as given to the export
+flags.DEFINE_bool("synthetic", False, "The checkpoint is synthesized (random weights): the metadata says so.")
 flags.DEFINE_string("labels", None, "Labels file, one class name per line; default class_1..class_N.")
 flags.DEFINE_string("converter_flags_out", None, "Where the converter flags are written, one per line.")
 flags.DEFINE_string("metadata_out", None, "Where the JSON metadata is written.")
@@ -47,18 +48,14 @@ def main() -> None:
         calibrated=FLAGS.calibrated,
     ))
     postprocessing = cli.postprocessing_from_flags()
-    labels_text = None
-    if FLAGS.labels:
-        with open(FLAGS.labels) as labels_file:
-            labels_text = labels_file.read()
+    labels_text = "\n".join(detection.load_labels(FLAGS.labels)) + "\n" if FLAGS.labels else None
     outputs = {
         FLAGS.converter_flags_out: "\n".join(contract.converter_flags(settings)) + "\n",
-        FLAGS.metadata_out: contract.metadata_json(contract.metadata(spec, settings, postprocessing)),
+        FLAGS.metadata_out: contract.metadata_json(contract.metadata(spec, settings, postprocessing, FLAGS.synthetic)),
         FLAGS.labels_out: contract.labels(spec, labels_text, FLAGS.labels),
     }
     for path, text in outputs.items():
-        with open(path, "w") as out:
-            out.write(text)
+        atomic_files.write_file(path, text.encode())
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ class ModelContractTest(parameterized.TestCase):
         self.assertEqual(metadata["feature_extractor"], extractor)
         self.assertEqual(metadata["inference_type"], "QUANTIZED_UINT8" if quantized else "FLOAT")
         self.assertEqual(metadata["activation_ranges"], activation_ranges)
+        self.assertIs(metadata["synthetic"], True)  # the embedded default: random weights, and it says so
         self.assertEqual(metadata["input"]["shape"], [1, side, side, 3])
         self.assertEqual([out["name"] for out in metadata["outputs"]], [name for name, _ in OUTPUTS])
         with open(model_file(target, "_labels.txt")) as labels:

@@ -7,7 +7,7 @@ class, IoU >= 0.5), mean IoU 0.91, mean score gap 0.002. (Mean IoU was 0.98
 with float anchors; TOCO's uint8 anchors, which QUANTIZED_UINT8 builds now
 carry, move each box by up to half a step, 0.0032, which costs the small
 boxes of these random weights 0.07.) The bounds below
-leave room for other CPUs' rounding, not for a broken build: the seed's
+leave room for other CPUs' rounding, not for a broken build: the classic recipe's
 default-range build matches none, which the README states and the second
 test keeps true. The photos are not among the calibration images.
 """

@@ -14,7 +14,7 @@ load("//tools/private:zoo.bzl", "zoo_repositories")
 
 PYTHON_REPOSITORY = "rules_ssd_tflite_python"
 
-def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
+def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}, allow_unpinned = []):
     """Declares the Python environment, the model-zoo tarballs, the demo's JavaScript and, on Debian's Bazel 4, the offline stand-ins.
 
     Tarballs and packages are only downloaded when a target that needs them is built.
@@ -22,6 +22,8 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
     Args:
       zoo_mirrors: base URLs tried first for every model-zoo tarball.
       zoo_sha256: repository name -> sha256 overrides (see tools/private/zoo.bzl).
+      allow_unpinned: repository names (or True: all) of tarballs without a known sha256 that may be
+        downloaded unpinned; by default a build that needs one fails, saying how to pin it.
     """
     offline_bootstrap_repositories()
     if PYTHON_REPOSITORY not in native.existing_rules():
@@ -29,7 +31,7 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}):
             name = PYTHON_REPOSITORY,
             requirements_lock = Label("//:requirements_lock.txt"),
         )
-    zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256)
+    zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256, allow_unpinned = allow_unpinned)
     demo_repositories()
 
 def rules_ssd_tflite_register_toolchains():

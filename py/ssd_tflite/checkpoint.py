@@ -67,7 +67,12 @@ class CheckpointSource:
             self._consumed.add(stored)
             return np.zeros(shape, np.float32)
         self._consumed.add(stored)
-        return self._reader.get_tensor(stored)
+        try:
+            return self._reader.get_tensor(stored)
+        except Exception as error:  # noqa: BLE001 (damaged bytes provoke OpError, IndexError, RuntimeError, ...)
+            message = (getattr(error, "message", str(error)).splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(f"{self.prefix}: variable {stored} cannot be read: {message}. "
+                                  "The checkpoint files are damaged: copy or download them again.") from None
 
     def _range(self, scope: str) -> tuple[float, float]:
         return float(self.tensor(f"{scope}/min", ())), float(self.tensor(f"{scope}/max", ()))

@@ -91,8 +91,12 @@ def _activation_ranges(spec: ModelSpec, settings: ConverterSettings) -> Optional
     return f"default {settings.default_ranges[0]:g}..{settings.default_ranges[1]:g}"
 
 
-def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostProcessingFlags) -> dict:
-    """A JSON-ready description of the model for apps and tools such as `detect`."""
+def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostProcessingFlags,
+             synthetic: bool) -> dict:
+    """A JSON-ready description of the model for apps and tools such as `detect`.
+
+    `synthetic`: built from a synthesized checkpoint, whose random weights detect nothing meaningful.
+    """
     quantized_input = settings.inference_type == "QUANTIZED_UINT8"
     if quantized_input:
         # uint8 pixels go in as they are; the model reads them as (q - mean) / std.
@@ -102,6 +106,7 @@ def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostP
     return {
         "feature_extractor": spec.feature_extractor.type,
         "num_classes": spec.num_classes,
+        "synthetic": synthetic,
         "quantization_aware_checkpoint": spec.quantized,
         "inference_type": settings.inference_type,
         "activation_ranges": _activation_ranges(spec, settings),

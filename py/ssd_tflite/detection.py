@@ -11,6 +11,10 @@ they are.
 import dataclasses
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -39,6 +43,8 @@ def load_image(path: str) -> Image.Image:
         raise InputError(f"{path}: no such image file") from None
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"{path}: not an image Pillow can read (JPEG, PNG, ...): {error}") from None
+    except Image.DecompressionBombError as error:
+        raise InputError(f"{path}: too large to be a photo for a detector: {error}") from None
 
 
 def resized_pixels(image: Image.Image, height: int, width: int) -> np.ndarray:
@@ -146,13 +152,46 @@ def beside_model(model_path: str, suffix: str) -> Optional[str]:
     return path if os.path.exists(path) else None
 
 
+# What the trial run of a model may take: LiteRT trusts model files, and a damaged one can make it
+# allocate without bound or crash. A trial in a child process turns that into a named error.
+TRIAL_MEMORY_BYTES = 16 << 30
+_TRIAL = """import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(model_path=sys.argv[1])
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+interpreter.invoke()
+"""
+
+
+def check_runs(model_path: str) -> None:
+    """Raises InputError unless LiteRT loads and runs the model, tried in a child process."""
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (TRIAL_MEMORY_BYTES, TRIAL_MEMORY_BYTES))
+
+    trial = subprocess.run([sys.executable, "-c", _TRIAL, model_path], capture_output=True, text=True,
+                           preexec_fn=limit_memory, timeout=600)
+    if trial.returncode == 0:
+        return
+    if trial.returncode < 0:
+        reason = f"LiteRT crashed on it ({signal.Signals(-trial.returncode).name})"
+    else:
+        reason = f"LiteRT refused it: {(trial.stderr.strip().splitlines() or ['no message'])[-1]}"
+    raise InputError(f"{model_path}: {reason}. Is the file complete and a TFLite detection model?")
+
+
 def open_detector(model_path: str, metadata_path: Optional[str] = None) -> Detector:
     """The model with its input normalization and labels.
 
     Normalization: from `metadata_path` if given, else the embedded metadata,
     else `<name>_metadata.json`. Labels: embedded, else `<name>_labels.txt`.
     """
-    embedded = tflite_metadata.read(model_path) if os.path.isfile(model_path) else None
+    if not os.path.isfile(model_path):
+        raise InputError(f"{model_path}: no such model file")
+    check_runs(model_path)
+    embedded = tflite_metadata.read(model_path)
     if metadata_path or embedded is None:
         mean, std = load_normalization(metadata_path or beside_model(model_path, "_metadata.json"))
     else:

@@ -130,6 +130,32 @@ def _require(condition: bool, config_path: str, field_path: str, value, why: str
         raise ConfigError(f"{config_path}: {field_path}: {value!r} is not supported: {why}")
 
 
+# The feature maps each extractor yields: MobileNets 6, ResNet FPN one per level.
+MOBILENET_FEATURE_MAPS = 6
+# Fields of our schema that shape no part of the exported graph, as in the upstream export: the
+# post-processing op's limits come from the export's flags, and `delay` and
+# `encode_background_as_zeros` (how training encodes unmatched anchors) are training settings.
+NOT_IN_THE_GRAPH = (
+    "graph_rewriter.quantization.delay",
+    "model.ssd.encode_background_as_zeros",
+    "model.ssd.post_processing.batch_non_max_suppression.max_detections_per_class",
+    "model.ssd.post_processing.batch_non_max_suppression.max_total_detections",
+    "model.ssd.post_processing.batch_non_max_suppression.use_class_agnostic_nms",
+)
+
+
+def _hyperparams(hyperparams, field_path: str, path: str) -> None:
+    """The layers are built with ReLU6 and a scaled, centred batch norm: refuse anything else."""
+    activation = _enum_name(hyperparams, "activation")
+    _require(activation == "RELU_6", path, f"{field_path}.activation", activation,
+             "the layers are built with RELU_6, as in every SSD model of the zoo")
+    _require(hyperparams.HasField("batch_norm"), path, f"{field_path}.batch_norm", None,
+             "the layers are built with batch norm folded into them")
+    for field in ("scale", "center"):
+        _require(getattr(hyperparams.batch_norm, field), path, f"{field_path}.batch_norm.{field}", False,
+                 "the checkpoint's gamma and beta are folded in; true is the only setting implemented")
+
+
 def _model_spec(config, path: str) -> ModelSpec:
     kind = _which(config.model, "model", path)
     _require(kind == "ssd", path, "model", kind, "only SSD detection models can be exported to TFLite")
@@ -148,6 +174,9 @@ def _model_spec(config, path: str) -> ModelSpec:
              True, "only SAME padding is implemented")
     _require(extractor.pad_to_multiple == 1, path, "model.ssd.feature_extractor.pad_to_multiple",
              extractor.pad_to_multiple, "the fixed input size is used as is")
+    _hyperparams(extractor.conv_hyperparams, "model.ssd.feature_extractor.conv_hyperparams", path)
+    _require(ssd.add_background_class, path, "model.ssd.add_background_class", False,
+             "the class head predicts a background class, as TFLite_Detection_PostProcess expects")
     is_fpn = extractor.type == RESNET50_V1_FPN
     _require(not is_fpn or extractor.HasField("fpn"), path, "model.ssd.feature_extractor.fpn", None,
              f"{RESNET50_V1_FPN} needs an fpn block with min_level and max_level")
@@ -177,12 +206,32 @@ def _model_spec(config, path: str) -> ModelSpec:
                  "share_prediction_tower/use_depthwise", "only separate, regular convolution towers are implemented")
     _require(predictor.box_code_size == 4, path, f"model.ssd.box_predictor.{predictor_kind}.box_code_size",
              predictor.box_code_size, "TFLite_Detection_PostProcess decodes 4-number box codes")
+    _hyperparams(predictor.conv_hyperparams, f"model.ssd.box_predictor.{predictor_kind}.conv_hyperparams", path)
+    if not is_fpn:
+        _require(not predictor.apply_sigmoid_to_scores, path,
+                 "model.ssd.box_predictor.convolutional_box_predictor.apply_sigmoid_to_scores", True,
+                 "scores are converted once, by post_processing.score_converter")
 
     anchors_kind = _which(ssd.anchor_generator, "model.ssd.anchor_generator", path)
     _require(anchors_kind in ("ssd_anchor_generator", "multiscale_anchor_generator"), path,
              "model.ssd.anchor_generator", anchors_kind,
              "supported generators are ssd_anchor_generator and multiscale_anchor_generator")
-    anchors = _anchors(getattr(ssd.anchor_generator, anchors_kind), path)
+    expected_anchors = "multiscale_anchor_generator" if is_fpn else "ssd_anchor_generator"
+    _require(anchors_kind == expected_anchors, path, "model.ssd.anchor_generator", anchors_kind,
+             f"{extractor.type} is exported with {expected_anchors}")
+    anchors = _anchors(getattr(ssd.anchor_generator, anchors_kind), path, f"model.ssd.anchor_generator.{anchors_kind}")
+    if is_fpn:
+        levels = (anchors.min_level, anchors.max_level)
+        _require(levels == (extractor.fpn.min_level, extractor.fpn.max_level), path,
+                 "model.ssd.anchor_generator.multiscale_anchor_generator", levels,
+                 f"its min_level and max_level must be the FPN's, {(extractor.fpn.min_level, extractor.fpn.max_level)}")
+        _require(anchors.normalize_coordinates, path,
+                 "model.ssd.anchor_generator.multiscale_anchor_generator.normalize_coordinates", False,
+                 "TFLite_Detection_PostProcess takes anchors in normalized coordinates")
+    else:
+        _require(anchors.num_layers == MOBILENET_FEATURE_MAPS, path,
+                 "model.ssd.anchor_generator.ssd_anchor_generator.num_layers", anchors.num_layers,
+                 f"{extractor.type} yields {MOBILENET_FEATURE_MAPS} feature maps, one anchor layer each")
 
     score_converter = _enum_name(ssd.post_processing, "score_converter")
     nms = ssd.post_processing.batch_non_max_suppression
@@ -190,6 +239,8 @@ def _model_spec(config, path: str) -> ModelSpec:
     quantized = config.HasField("graph_rewriter") and config.graph_rewriter.HasField("quantization")
     if quantized:
         quantization = config.graph_rewriter.quantization
+        _require(not quantization.symmetric, path, "graph_rewriter.quantization.symmetric", True,
+                 "TFLite uint8 models quantize asymmetrically (a zero point per tensor)")
         for field in ("weight_bits", "activation_bits"):
             _require(getattr(quantization, field) == 8, path, f"graph_rewriter.quantization.{field}",
                      getattr(quantization, field), "TFLite uint8 models need 8 bits")
@@ -236,8 +287,7 @@ def _enum_name(message, field: str) -> str:
     return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
 
 
-def _anchors(generator, path: str) -> SsdAnchors | MultiscaleAnchors:
-    field_path = f"model.ssd.anchor_generator.{generator.DESCRIPTOR.name}"
+def _anchors(generator, path: str, field_path: str) -> SsdAnchors | MultiscaleAnchors:
     _require(len(generator.aspect_ratios) > 0, path, f"{field_path}.aspect_ratios", [],
              "at least one aspect ratio is needed")
     if generator.DESCRIPTOR.name == "MultiscaleAnchorGenerator":

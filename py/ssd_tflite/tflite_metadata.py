@@ -212,19 +212,25 @@ def read(path: str) -> Optional[DetectorMetadata]:
         return None
     if data[4:8] != FILE_IDENTIFIER:
         raise InputError(f"{path}: {METADATA_NAME} is not a metadata flatbuffer ({FILE_IDENTIFIER.decode()})")
-    root = _root(data)
-    subgraph = flatbuffers_table.Table(data, root.Indirect(_vector(root, 3)[0]))
-    image = flatbuffers_table.Table(data, subgraph.Indirect(_vector(subgraph, 2)[0]))
-    units = [flatbuffers_table.Table(data, image.Indirect(position)) for position in _vector(image, 4)]
-    normalizations = [_child(unit, 1) for unit in units
-                      if flatbuffers.encode.Get(flatbuffers.packer.uint8, data, _field(unit, 0)) == _NORMALIZATION_OPTIONS]
-    if not normalizations:
+    try:
+        root = _root(data)
+        subgraph = flatbuffers_table.Table(data, root.Indirect(_vector(root, 3)[0]))
+        image = flatbuffers_table.Table(data, subgraph.Indirect(_vector(subgraph, 2)[0]))
+        units = [flatbuffers_table.Table(data, image.Indirect(position)) for position in _vector(image, 4)]
+        normalizations = [_child(unit, 1) for unit in units if _field(unit, 0) and flatbuffers.encode.Get(
+            flatbuffers.packer.uint8, data, _field(unit, 0)) == _NORMALIZATION_OPTIONS]
+        floats = [tuple(float(flatbuffers.encode.Get(flatbuffers.packer.float32, data, position))
+                        for position in _vector(normalization, slot))
+                  for normalization in normalizations[:1] for slot in (0, 1)]
+        names = _text(root, 0), _text(root, 1), _text(root, 2)
+    except Exception as error:  # damaged metadata provokes whatever the reader trips on
+        raise InputError(f"{path}: its {METADATA_NAME} is damaged ({type(error).__name__}: {error})") from None
+    if not floats:
         raise InputError(f"{path}: its metadata has no NormalizationOptions for the input image")
-    floats = lambda slot: tuple(float(flatbuffers.encode.Get(flatbuffers.packer.float32, data, position))  # noqa: E731
-                                for position in _vector(normalizations[0], slot))
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as packed:
             labels = tuple(packed.read(LABELS_FILE).decode().splitlines())
-    except (zipfile.BadZipFile, KeyError) as error:
-        raise InputError(f"{path}: its metadata names {LABELS_FILE}, which is not packed with it: {error}") from None
-    return DetectorMetadata(_text(root, 0), _text(root, 1), _text(root, 2), floats(0), floats(1), labels)
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, OSError, EOFError) as error:
+        raise InputError(f"{path}: its metadata names {LABELS_FILE}, which is not packed with it intact: "
+                         f"{error}") from None
+    return DetectorMetadata(*names, *floats, labels)

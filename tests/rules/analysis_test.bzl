@@ -61,14 +61,27 @@ def _expect_failure_impl(ctx):
             errors.append("expected '{}' in: {}".format(ctx.attr.message, messages))
     return _result(errors)
 
-_allow_failures = analysis_test_transition(settings = {"//command_line_option:allow_analysis_failures": True})
+def _expect_failure_rule(settings, doc):
+    """An analysis test rule that expects its target to fail analysis with `message` under `settings`."""
+    return rule(
+        implementation = _expect_failure_impl,
+        analysis_test = True,
+        doc = doc,
+        attrs = {
+            "target_under_test": attr.label(
+                mandatory = True,
+                cfg = analysis_test_transition(settings = dict(
+                    settings,
+                    **{"//command_line_option:allow_analysis_failures": True}
+                )),
+            ),
+            "message": attr.string(mandatory = True),
+        },
+    )
 
-expect_failure_test = rule(
-    implementation = _expect_failure_impl,
-    analysis_test = True,
-    doc = "Passes when `target_under_test` fails analysis with `message`.",
-    attrs = {
-        "target_under_test": attr.label(mandatory = True, cfg = _allow_failures),
-        "message": attr.string(mandatory = True),
-    },
+expect_failure_test = _expect_failure_rule({}, "Passes when `target_under_test` fails analysis with `message`.")
+
+expect_release_failure_test = _expect_failure_rule(
+    {"//tools:allow_synthetic_checkpoints": False},
+    "Passes when `target_under_test` fails analysis with `message` under --config=release.",
 )

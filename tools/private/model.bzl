@@ -3,6 +3,7 @@
 load(":actions.bzl", "run_quietly", "run_tool", "tool_invocation")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteModelInfo", "checkpoint_prefix")
 load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
+load(":release_settings.bzl", "SyntheticCheckpointsInfo")
 
 INPUT_ARRAY = "normalized_input_image_tensor"
 OUTPUT_ARRAYS = [
@@ -23,8 +24,9 @@ def _postprocessing_flags(attr):
         "--use_regular_nms=" + _bool(attr.use_regular_nms),
     ]
 
-def _contract_action(ctx, config, converter_flags, metadata, labels):
+def _contract_action(ctx, config, converter_flags, metadata, labels, synthetic):
     args = ctx.actions.args()
+    args.add("--synthetic=" + _bool(synthetic))
     args.add("--pipeline_config_path", config)
     args.add("--config_override=" + ctx.attr.config_override)
     args.add("--inference_type=" + ctx.attr.inference_type)
@@ -131,13 +133,20 @@ def _metadata_action(ctx, converted, labels, metadata, tflite, synthetic):
 
 def _ssd_tflite_model_impl(ctx):
     checkpoint = ctx.attr.checkpoint[SsdCheckpointInfo]
+    if checkpoint.synthetic and not ctx.attr._allow_synthetic_checkpoints[SyntheticCheckpointsInfo].allowed:
+        fail(("{} is built from {}, a synthetic checkpoint (random weights), which " +
+              "--//tools:allow_synthetic_checkpoints=false (--config=release) refuses. Build it from real " +
+              "weights (--config=zoo for //models) or leave out --config=release.").format(
+            ctx.label,
+            ctx.attr.checkpoint.label,
+        ), attr = "checkpoint")
     config = ctx.file.pipeline_config or checkpoint.pipeline_config
     tflite = ctx.actions.declare_file(ctx.label.name + ".tflite")
     graph = ctx.actions.declare_file(ctx.label.name + "_graph.pb")
     labels = ctx.actions.declare_file(ctx.label.name + "_labels.txt")
     metadata = ctx.actions.declare_file(ctx.label.name + "_metadata.json")
     converter_flags = ctx.actions.declare_file(ctx.label.name + "_converter.flags")
-    _contract_action(ctx, config, converter_flags, metadata, labels)
+    _contract_action(ctx, config, converter_flags, metadata, labels, checkpoint.synthetic)
     _export_action(ctx, checkpoint, config, graph)
     if ctx.attr.embed_metadata:
         converted = ctx.actions.declare_file(ctx.label.name + "_converted.tflite")
@@ -237,6 +246,7 @@ provides SsdTfliteModelInfo.""",
                   "MediaPipe Tasks' ObjectDetector requires. False leaves the converter's output as it is.",
         ),
         "model_version": attr.string(default = "1", doc = "Version recorded in the embedded metadata."),
+        "_allow_synthetic_checkpoints": attr.label(default = "//tools:allow_synthetic_checkpoints"),
         "_contract": attr.label(default = "//py:contract_tool", cfg = "exec"),
         "_metadata_populator": attr.label(default = "//py:metadata_tool", cfg = "exec"),
     },

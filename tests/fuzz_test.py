@@ -1,0 +1,242 @@
+"""Property-based fuzzing of everything the tools read from users, with hypothesis.
+
+Each case must end in a correct result or one of our named errors (a
+UserError subclass, which the command-line tools print as one line) and must
+write nothing half-done: never another exception, which would be a
+traceback. Inputs, mutated by hypothesis:
+  - pipeline.config text: numbers changed, lines removed or repeated, enum
+    values and identifiers replaced, garbage inserted; parsed, and exported
+    against a real checkpoint (then the output folder is empty or complete);
+  - checkpoints: index or data truncated, bytes flipped, a variable stored
+    with another dtype or shape;
+  - images for `detect` and calibration: truncated, garbage, other modes,
+    huge dimensions;
+  - .tflite models for `detect`: truncated or with bytes flipped.
+FUZZ_EXAMPLES (default 200) sets the examples per target; CI runs the
+default, a long run is made by hand with a larger number (README, "Reliability").
+"""
+
+import collections
+import io
+import os
+import re
+import shutil
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+from absl.testing import absltest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import testing
+from ssd_tflite import checkpoint_files, detection, export, pipeline_config
+from ssd_tflite.checkpoint import CheckpointSource
+from ssd_tflite.errors import UserError
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+# Exports build a whole graph: fewer of them.
+EXPORT_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 10, 5))
+CONFIG = "ssdlite_mobilenet_v2_zoo.pipeline.config"
+CHECKPOINT = "models/ssdlite_mobilenet_v2_coco_synthetic/model.ckpt"
+MODEL = "models/ssd_mobilenet_v1_quant_tflite.tflite"
+PHOTO = "chelsea.png"
+OUTCOMES: collections.Counter = collections.Counter()  # target -> outcome (ok or error class): the README's counts
+
+
+def outcome(target: str, action) -> object:
+    """Runs `action`; records ok or the UserError raised. Anything else fails the test."""
+    try:
+        result = action()
+    except UserError as error:
+        OUTCOMES[target, type(error).__name__] += 1
+        return error
+    OUTCOMES[target, "ok"] += 1
+    return result
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as content:
+        return content.read()
+
+
+NUMBER = re.compile(r"(?<=: )-?\d+(\.\d+)?(e-?\d+)?")
+WORD = re.compile(r"(?<=: )[A-Z_][A-Z_0-9]*$|(?<=: )\"[^\"]*\"", re.M)
+
+
+@st.composite
+def mutated_config(draw) -> str:
+    lines = read(testing.testdata(CONFIG)).decode().splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["number", "word", "remove", "repeat", "garbage"]))
+        if kind == "number" and NUMBER.search(lines[index]):
+            value = draw(st.one_of(st.integers(-10**6, 10**6).map(str),
+                                   st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                                   st.sampled_from(["0", "-1", "1e40", "3.5", "nan", "inf"])))
+            lines[index] = NUMBER.sub(value, lines[index], count=1)
+        elif kind == "word" and WORD.search(lines[index]):
+            lines[index] = WORD.sub(draw(st.sampled_from(["RELU", "NONE", "SOFTMAX", "BOGUS", '"x"', "1"])),
+                                    lines[index], count=1)
+        elif kind == "remove":
+            del lines[index]
+        elif kind == "repeat":
+            lines.insert(index, lines[index])
+        else:
+            lines.insert(index, draw(st.text(max_size=20)))
+    return "\n".join(lines)
+
+
+def claiming_size(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose IHDR says width x height (with a valid checksum)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    png = bytearray(buffer.getvalue())
+    header = b"IHDR" + struct.pack(">II", width, height) + bytes(png[24:29])
+    png[12:29] = header
+    png[29:33] = struct.pack(">I", zlib.crc32(header))
+    return bytes(png)
+
+
+class FuzzTest(absltest.TestCase):
+
+    @classmethod
+    def tearDownClass(cls):
+        print("fuzz outcomes:", dict(sorted(OUTCOMES.items())))
+        super().tearDownClass()
+
+    @FUZZ
+    @given(mutated_config())
+    def test_config_text(self, text):
+        outcome("config", lambda: pipeline_config.parse(text))
+
+    @EXPORT_FUZZ
+    @given(mutated_config())
+    def test_export_of_a_mutated_config(self, text):
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        config = os.path.join(work, "pipeline.config")
+        with open(config, "w") as out:
+            out.write(text)
+        output = os.path.join(work, "out")
+        result = outcome("export", lambda: export.export_tflite_graph(
+            config, testing.runfile(CHECKPOINT), output, write_pbtxt=False))
+        written = sorted(os.listdir(output)) if os.path.exists(output) else []
+        self.assertIn(written, ([], [] if isinstance(result, UserError) else [export.GRAPH_FILE]))
+        shutil.rmtree(work)
+
+    @FUZZ
+    @given(st.sampled_from(["index", "data"]), st.data())
+    def test_damaged_checkpoint(self, part, data):
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        prefix = os.path.join(work, "model.ckpt")
+        for suffix in (".index", ".data-00000-of-00001"):
+            shutil.copyfile(testing.runfile(CHECKPOINT + suffix), prefix + suffix)
+        target = prefix + (".index" if part == "index" else ".data-00000-of-00001")
+        content = bytearray(read(target))
+        if data.draw(st.booleans()):
+            content = content[:data.draw(st.integers(0, len(content) - 1))]
+        else:
+            for _ in range(data.draw(st.integers(1, 8))):
+                content[data.draw(st.integers(0, len(content) - 1))] ^= data.draw(st.integers(1, 255))
+        with open(target, "wb") as out:
+            out.write(content)
+        spec = pipeline_config.read(testing.testdata(CONFIG))
+
+        def export_checkpoint():
+            export.build_graph(spec, CheckpointSource(prefix, spec.use_moving_averages), None)
+
+        outcome("checkpoint", export_checkpoint)
+        shutil.rmtree(work)
+
+    @FUZZ
+    @given(st.sampled_from(["float64", "int32", "shape"]), st.integers(0, 10**6))
+    def test_variable_of_another_dtype_or_shape(self, change, pick):
+        reader = CheckpointSource(testing.runfile(CHECKPOINT), False)._reader  # noqa: SLF001 (test of the reader)
+        values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+        name = sorted(values)[pick % len(values)]
+        if change == "shape":
+            values[name] = np.zeros(values[name].shape + (2,), np.float32)
+        else:
+            values[name] = values[name].astype(change)
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        checkpoint_files.write_checkpoint(os.path.join(work, "model.ckpt"), values)
+        spec = pipeline_config.read(testing.testdata(CONFIG))
+        source = CheckpointSource(os.path.join(work, "model.ckpt"), spec.use_moving_averages)
+
+        def export_checkpoint():
+            export.build_graph(spec, source, None)
+            source.verify(CONFIG)
+
+        result = outcome("checkpoint dtype/shape", export_checkpoint)
+        if name != "global_step":  # not a model variable: ignored, rightly
+            self.assertIsInstance(result, UserError, name)
+            self.assertIn(name, str(result))
+        shutil.rmtree(work)
+
+    @FUZZ
+    @given(st.data())
+    def test_damaged_or_odd_image(self, data):
+        kind = data.draw(st.sampled_from(["truncated", "flipped", "garbage", "mode", "huge"]))
+        original = read(testing.testdata(PHOTO))
+        if kind == "truncated":
+            content = original[:data.draw(st.integers(0, len(original) - 1))]
+        elif kind == "flipped":
+            content = bytearray(original)
+            for _ in range(data.draw(st.integers(1, 16))):
+                content[data.draw(st.integers(0, len(content) - 1))] ^= 0xFF
+            content = bytes(content)
+        elif kind == "garbage":
+            content = data.draw(st.binary(max_size=2000))
+        elif kind == "mode":
+            mode = data.draw(st.sampled_from(["1", "L", "P", "RGBA", "CMYK", "I", "F", "LA", "I;16"]))
+            buffer = io.BytesIO()
+            Image.new(mode, (data.draw(st.integers(1, 64)), data.draw(st.integers(1, 64)))).save(
+                buffer, format="JPEG" if mode == "CMYK" else ("TIFF" if mode in ("I", "F") else "PNG"))
+            content = buffer.getvalue()
+        else:  # a small PNG whose header claims a vast picture
+            content = claiming_size(data.draw(st.integers(5000, 100000)), data.draw(st.integers(5000, 100000)))
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        path = os.path.join(work, "photo")
+        with open(path, "wb") as out:
+            out.write(content)
+        image = outcome("image", lambda: detection.load_image(path))
+        if isinstance(image, Image.Image):
+            self.assertEqual(image.mode, "RGB")
+            detector = detection.open_detector(testing.runfile(MODEL))
+            found = detector.detect(image, detector.labels, 0.0)
+            self.assertLessEqual(len(found), 10)
+        shutil.rmtree(work)
+
+    @FUZZ
+    @given(st.data())
+    def test_damaged_model_for_detect(self, data):
+        original = bytearray(read(testing.runfile(MODEL)))
+        if data.draw(st.booleans()):
+            content = original[:data.draw(st.integers(0, len(original) - 1))]
+        else:
+            content = original
+            # Flip bytes in the flatbuffer's tables (its first and last 64 KiB), where structure lives.
+            for _ in range(data.draw(st.integers(1, 8))):
+                position = data.draw(st.one_of(st.integers(0, 65535), st.integers(len(content) - 65536,
+                                                                                  len(content) - 1)))
+                content[position] ^= data.draw(st.integers(1, 255))
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        path = os.path.join(work, "detect.tflite")
+        with open(path, "wb") as out:
+            out.write(content)
+        image = detection.load_image(testing.testdata(PHOTO))
+
+        def run_detect():
+            detector = detection.open_detector(path)
+            return detector.detect(image, detector.labels, 0.0)
+
+        outcome("tflite", run_detect)
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    absltest.main()
