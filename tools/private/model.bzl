@@ -34,8 +34,6 @@ def _contract_action(ctx, config, converter_flags, metadata, labels, synthetic):
     args.add("--mean_value=" + ctx.attr.mean_value)
     args.add("--std_value=" + ctx.attr.std_value)
     if ctx.attr.default_ranges:
-        if len(ctx.attr.default_ranges) != 2:
-            fail("default_ranges takes [min, max]", attr = "default_ranges")
         args.add("--default_ranges_min=" + ctx.attr.default_ranges[0])
         args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
     args.add("--change_concat_input_ranges=" + _bool(ctx.attr.change_concat_input_ranges))
@@ -131,7 +129,37 @@ def _metadata_action(ctx, converted, labels, metadata, tflite, synthetic):
         progress_message = "Embedding TFLite metadata in %s" % ctx.label,
     )
 
+def _is_number(text):
+    """Whether `text` reads as a decimal number (Starlark here has no float parsing)."""
+    digits = text.lstrip("+-")
+    return digits != "" and digits.count(".") <= 1 and digits.replace(".", "").isdigit()
+
+def _validate_attributes(ctx):
+    """Fails analysis, naming the attribute, on combinations that would only fail (or mislead) at execution."""
+    for name in ("mean_value", "std_value"):
+        value = getattr(ctx.attr, name)
+        if not _is_number(value):
+            fail("{} must be a number, got '{}'".format(name, value), attr = name)
+    if ctx.attr.std_value.lstrip("+-").replace(".", "").replace("0", "") == "":
+        fail("std_value must not be 0", attr = "std_value")
+    for value in ctx.attr.default_ranges:
+        if not _is_number(value):
+            fail("default_ranges takes two numbers, [min, max]; got '{}'".format(value), attr = "default_ranges")
+    if ctx.attr.default_ranges and len(ctx.attr.default_ranges) != 2:
+        fail("default_ranges takes [min, max]", attr = "default_ranges")
+    if ctx.files.calibration_images:
+        if ctx.attr.inference_type == "FLOAT":
+            fail("calibration_images measure ranges for a QUANTIZED_UINT8 build; with inference_type FLOAT " +
+                 "they would be unused. Drop one of them.", attr = "calibration_images")
+        if ctx.attr.default_ranges:
+            fail("calibration_images and default_ranges are two ways to give ranges to a float checkpoint: " +
+                 "use one.", attr = "calibration_images")
+    if ctx.attr.ignore_weights_narrow_range and ctx.attr.inference_type == "FLOAT":
+        fail("ignore_weights_narrow_range changes how weights are quantized: it needs a QUANTIZED_UINT8 build",
+             attr = "ignore_weights_narrow_range")
+
 def _ssd_tflite_model_impl(ctx):
+    _validate_attributes(ctx)
     checkpoint = ctx.attr.checkpoint[SsdCheckpointInfo]
     if checkpoint.synthetic and not ctx.attr._allow_synthetic_checkpoints[SyntheticCheckpointsInfo].allowed:
         fail(("{} is built from {}, a synthetic checkpoint (random weights), which " +
