@@ -48,11 +48,11 @@ def main() -> None:
         calibrated=FLAGS.calibrated,
     ))
     postprocessing = cli.postprocessing_from_flags()
-    labels_text = "\n".join(detection.load_labels(FLAGS.labels)) + "\n" if FLAGS.labels else None
+    names = detection.load_labels(FLAGS.labels) if FLAGS.labels else None
     outputs = {
         FLAGS.converter_flags_out: "\n".join(contract.converter_flags(settings)) + "\n",
         FLAGS.metadata_out: contract.metadata_json(contract.metadata(spec, settings, postprocessing, FLAGS.synthetic)),
-        FLAGS.labels_out: contract.labels(spec, labels_text, FLAGS.labels),
+        FLAGS.labels_out: contract.labels(spec, names, FLAGS.labels),
     }
     for path, text in outputs.items():
         atomic_files.write_file(path, text.encode())

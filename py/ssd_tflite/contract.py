@@ -126,15 +126,14 @@ def metadata(spec: ModelSpec, settings: ConverterSettings, postprocessing: PostP
     }
 
 
-def labels(spec: ModelSpec, labels_text: Optional[str], labels_path: str) -> str:
-    """The labels file: the given one (checked to have one line per class) or class_1..class_N."""
-    if labels_text is None:
-        return "".join(f"class_{index}\n" for index in range(1, spec.num_classes + 1))
-    names = labels_text.splitlines()
-    if len(names) != spec.num_classes:
+def labels(spec: ModelSpec, names: Optional[list[str]], labels_path: str) -> str:
+    """The labels file: the given names (checked to be one per class) or class_1..class_N."""
+    if names is None:
+        names = [f"class_{index}" for index in range(1, spec.num_classes + 1)]
+    elif len(names) != spec.num_classes:
         raise ConfigError(f"{labels_path}: {len(names)} labels for num_classes {spec.num_classes}; "
                           "give one line per class, in class-id order, without a background line")
-    return labels_text if labels_text.endswith("\n") else labels_text + "\n"
+    return "".join(name + "\n" for name in names)
 
 
 def metadata_json(data: dict) -> str:

@@ -10,6 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 NUM_BITS = 8
+UINT8_STEPS = 2 ** NUM_BITS - 1  # a full-range uint8 tensor spans 255 steps; a narrow-range one 254
+
+
+def nudged_zero_point(minimum: float, scale: float, first_level: int = 0) -> int:
+    """The zero point a range [minimum, ...] of `scale` gets, rounded and clamped as FakeQuant nudges it."""
+    return int(np.clip(np.floor(first_level - np.float64(minimum) / scale + 0.5), first_level, UINT8_STEPS))
 
 
 def fold_batch_norm(weights: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,

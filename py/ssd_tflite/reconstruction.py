@@ -28,8 +28,8 @@ from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
 from ssd_tflite.errors import UserError
 from ssd_tflite.graph_contract import PostProcessingFlags
 from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.quantization import UINT8_STEPS, nudged_zero_point
 
-UINT8_LEVELS = 255
 # Ops a layer's value passes through unchanged in kind: the layer is the op before them.
 _PASS_THROUGH_TF_OPS = frozenset({"FakeQuantWithMinMaxVars", "Relu6", "Relu", "BiasAdd", "Identity"})
 _CONV_TF_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative"})
@@ -220,13 +220,13 @@ def _fitting_range(minimum: float, maximum: float, levels: int, params: flatbuff
     off the stored scale: an end not `pinned` ("min", "max") moves by up to two
     ulps to hit it exactly. The zero point is nudged as FakeQuant does: rounded.
     """
-    first_level = UINT8_LEVELS - levels
+    first_level = UINT8_STEPS - levels
     moves = [(0, 0)] + [(low, 0) for low in (1, -1, 2, -2) if "min" not in pinned] \
         + [(0, high) for high in (1, -1, 2, -2) if "max" not in pinned]
     for low_steps, high_steps in moves:
         low, high = _ulp_steps(minimum, low_steps), _ulp_steps(maximum, high_steps)
         scale = (np.float64(high) - np.float64(low)) / levels
-        zero_point = np.clip(np.floor(first_level - np.float64(low) / scale + 0.5), first_level, UINT8_LEVELS)
+        zero_point = nudged_zero_point(low, scale, first_level)
         if np.float32(scale) == np.float32(params.scale) and (zero_point == params.zero_point or not check_zero_point):
             return low, high
     return None
@@ -236,16 +236,16 @@ def _stored_range(params: flatbuffer_model.Quantization, levels: int, first_leve
     """The tensor's FakeQuant min/max: stored beside its scale, or else its quantized range."""
     if params.minimum is not None and params.maximum is not None:
         return params.minimum, params.maximum
-    return (first_level - params.zero_point) * params.scale, (UINT8_LEVELS - params.zero_point) * params.scale
+    return (first_level - params.zero_point) * params.scale, (UINT8_STEPS - params.zero_point) * params.scale
 
 
 def _weight_levels(params: flatbuffer_model.Quantization, levels: np.ndarray) -> tuple[int, int]:
     """(steps, first level): 254 from byte 1 for narrow-range weights, 255 from byte 0 for the rest."""
     if params.minimum is not None and params.maximum is not None:
         steps = int(round((params.maximum - params.minimum) / params.scale))
-        if steps in (UINT8_LEVELS - 1, UINT8_LEVELS):
-            return steps, UINT8_LEVELS - steps
-    return (UINT8_LEVELS - 1, 1) if levels.min() >= 1 else (UINT8_LEVELS, 0)
+        if steps in (UINT8_STEPS - 1, UINT8_STEPS):
+            return steps, UINT8_STEPS - steps
+    return (UINT8_STEPS - 1, 1) if levels.min() >= 1 else (UINT8_STEPS, 0)
 
 
 def _identity_variance(epsilon: float) -> np.float32:
@@ -305,7 +305,7 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
         weights_params = model.quantization(weights_index)
         levels = flatbuffer_model.constant(model.model, model.tensor(weights_index))
         steps, first_level = _weight_levels(weights_params, levels)
-        narrow.add(steps == UINT8_LEVELS - 1)
+        narrow.add(steps == UINT8_STEPS - 1)
         folded = ((levels.astype(np.float64) - weights_params.zero_point) * weights_params.scale).astype(np.float32)
         values[layer.weights] = np.ascontiguousarray(folded.transpose(1, 2, 3, 0)).reshape(layer.shape)
         bias_params = model.quantization(bias_index)
@@ -323,10 +323,10 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
         values[f"{layer.weights_quant}/min"], values[f"{layer.weights_quant}/max"] = _checked_range(
             model, weights_index, _stored_range(weights_params, steps, first_level), steps)
         activation_ranges[output_index] = (layer.act_quant, _stored_range(model.quantization(output_index),
-                                                                          UINT8_LEVELS, 0))
+                                                                          UINT8_STEPS, 0))
     for scope, op in recorder.residual_adds.items():
         output_index = model.subgraph.operators[counterparts[op.name]].outputs[0]
-        activation_ranges[output_index] = (scope, _stored_range(model.quantization(output_index), UINT8_LEVELS, 0))
+        activation_ranges[output_index] = (scope, _stored_range(model.quantization(output_index), UINT8_STEPS, 0))
     if len(narrow) > 1:
         raise ReconstructionError(f"{model_path}: some weights use 254 levels and some 255; no converter setting "
                                   "gives such a model back")
@@ -334,7 +334,7 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
     for output_index, (scope, value_range) in activation_ranges.items():
         values[f"{scope}/min"], values[f"{scope}/max"] = (
             bounded[output_index] if output_index in bounded
-            else _checked_range(model, output_index, value_range, UINT8_LEVELS))
+            else _checked_range(model, output_index, value_range, UINT8_STEPS))
     if spec.use_moving_averages:
         for name in [name for name in values if name.rsplit("/", 1)[-1] in TRAINABLE_KINDS]:
             values[name + MOVING_AVERAGE_SUFFIX] = values[name]
@@ -390,7 +390,7 @@ def _concat_bounded_ranges(model: _Model, activation_ranges: dict[int, tuple[str
             continue
         # Where no range is stored (TF 2.x files), the quantized range stands in for it.
         concat_min, concat_max = _stored_range(model.quantization(model.subgraph.operators[index].outputs[0]),
-                                               UINT8_LEVELS, 0)
+                                               UINT8_STEPS, 0)
         heads = []
         for tensor in model.subgraph.operators[index].inputs:
             source = model.source(tensor)
@@ -412,9 +412,9 @@ def _concat_bounded_ranges(model: _Model, activation_ranges: dict[int, tuple[str
             # An end that bounds the concatenation stays put, unless this head bounds both (then both move).
             pinned = frozenset(name for name, value, end in (("min", low, concat_min), ("max", high, concat_max))
                                if value == end and (low, high) != (concat_min, concat_max))
-            exact = _fitting_range(low, high, UINT8_LEVELS, params, pinned)
+            exact = _fitting_range(low, high, UINT8_STEPS, params, pinned)
             if exact is None:
                 moved.append(flatbuffer_model.tensor_name(model.tensor(head.output)))
-            bounded[head.output] = (exact or _fitting_range(low, high, UINT8_LEVELS, params, pinned, False)
+            bounded[head.output] = (exact or _fitting_range(low, high, UINT8_STEPS, params, pinned, False)
                                     or (np.float32(low), np.float32(high)))
     return bounded, moved

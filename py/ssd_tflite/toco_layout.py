@@ -16,18 +16,18 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
 from ssd_tflite import flatbuffer_model
+from ssd_tflite.quantization import UINT8_STEPS, nudged_zero_point
 
-UINT8_LEVELS = 255
 _FUSED_NAME_SEPARATOR = ";"
 
 
 def quantize_anchors(anchors: np.ndarray) -> tuple[np.ndarray, float, int]:
     """uint8 anchors, scale and zero point over [min(0, a), max(0, a)], nudged and rounded as TOCO did."""
     low, high = min(0.0, float(anchors.min())), max(0.0, float(anchors.max()))
-    scale = (high - low) / UINT8_LEVELS if high > low else 1.0
-    zero_point = int(np.clip(np.floor(-low / scale + 0.5), 0, UINT8_LEVELS))
+    scale = (high - low) / UINT8_STEPS if high > low else 1.0
+    zero_point = nudged_zero_point(low, scale)
     levels = np.floor(anchors.astype(np.float64) / scale + zero_point + 0.5)
-    return np.clip(levels, 0, UINT8_LEVELS).astype(np.uint8), scale, zero_point
+    return np.clip(levels, 0, UINT8_STEPS).astype(np.uint8), scale, zero_point
 
 
 def _feed_uint8_inputs(model: schema.ModelT, postprocess: schema.OperatorT) -> None:
