@@ -4,7 +4,7 @@ nginx (Debian's nginx-light, WebDAV PUT) serves as the cache on 127.0.0.1.
 Clone A builds //models:all with --config=remote_cache and fills it; clone B,
 in another folder, with another HOME, its virtualenv in another folder (a
 copy) and a cold output base, must then take every checkpoint, contract,
-export and conversion action from the cache, and `bazel aquery` must give
+export, conversion and metadata action from the cache, and `bazel aquery` must give
 both clones the same action keys: no machine path is part of them.
 """
 
@@ -20,7 +20,7 @@ from absl.testing import absltest
 
 import testing
 
-MODEL_MNEMONICS = {"SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert"}
+MODEL_MNEMONICS = {"SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata"}
 
 
 def free_port() -> int:
