@@ -25,7 +25,8 @@ flags.DEFINE_string("input_file", None, "Frozen TensorFlow GraphDef (binary).")
 flags.DEFINE_string("output_file", None, "Where the .tflite flatbuffer is written.")
 flags.DEFINE_enum("input_format", "TENSORFLOW_GRAPHDEF", ["TENSORFLOW_GRAPHDEF"], "Format of --input_file.")
 flags.DEFINE_enum("output_format", "TFLITE", ["TFLITE"], "Format of --output_file.")
-flags.DEFINE_string("input_shapes", None, "Shapes of the input arrays: comma-separated dims, ':' between arrays.")
+flags.DEFINE_string("input_shapes", None, "Shapes of the input arrays: comma-separated dims, ':' between arrays; "
+                    "default: the shapes of the graph's placeholders.")
 flags.DEFINE_list("input_arrays", None, "Names of the input arrays.")
 flags.DEFINE_list("output_arrays", None, "Names of the output arrays.")
 flags.DEFINE_string("inference_type", "FLOAT", "FLOAT or QUANTIZED_UINT8: type of the model's arrays.")
@@ -39,7 +40,7 @@ flags.DEFINE_bool("allow_custom_ops", False, "Keep ops TFLite does not know as c
 flags.DEFINE_bool("ignore_weights_narrow_range", False,
                   "Quantize weights over all 256 levels, scale (max - min) / 255, whatever their FakeQuant's "
                   "narrow_range says: what TOCO did until mid-2018. Default: the FakeQuant's narrow_range.")
-flags.mark_flags_as_required(["input_file", "output_file", "input_shapes", "input_arrays", "output_arrays"])
+flags.mark_flags_as_required(["input_file", "output_file", "input_arrays", "output_arrays"])
 
 
 def _floats(flag: str) -> tuple[float, ...]:
@@ -50,6 +51,8 @@ def _floats(flag: str) -> tuple[float, ...]:
 
 
 def _shapes() -> tuple[tuple[int, ...], ...]:
+    if FLAGS.input_shapes is None:
+        return ()
     try:
         return tuple(tuple(int(dim) for dim in shape.split(",")) for shape in FLAGS.input_shapes.split(":"))
     except ValueError:

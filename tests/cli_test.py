@@ -10,7 +10,7 @@ from PIL import Image
 import testing
 from ssd_tflite import tflite_metadata
 
-GRAPH = testing.runfile("models/ssd_mobilenet_v1_quant_tflite_graph.pb")
+GRAPH = testing.model_graph("ssd_mobilenet_v1_quant_tflite")
 REAL_MODEL = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class_2019_02.tflite")
 EIGHT_CLASS_CONFIG = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config")
 CONVERT_FLAGS = [

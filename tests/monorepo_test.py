@@ -122,12 +122,18 @@ rules_ssd_tflite_register_toolchains()
             with open(os.path.join(workspace, "host_python", "BUILD"), "w") as out:
                 out.write(HOST_PYTHON_BUILD.format(python=HOST_PYTHON))
         with open(os.path.join(workspace, "BUILD"), "w") as out:
-            out.write(build_file or """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
+            out.write(build_file or """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
+
+ssd_tflite_graph(
+    name = "graph",
+    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+)
 
 ssd_tflite_model(
     name = "detect",
-    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
     default_ranges = ["0", "255"],
+    graph = ":graph",
+    inference_type = "QUANTIZED_UINT8",
 )
 """)
         return workspace
@@ -135,7 +141,7 @@ ssd_tflite_model(
     def test_monorepo_builds_every_model_from_served_tarballs(self):
         workspace = self.monorepo("monorepo", self.sha256)
         targets = [f"@rules_ssd_tflite//models:{target}" for target in STAND_INS.values()]
-        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect", *targets)
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", "//:detect", *targets)
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
         for archive, _ in zoo_archives().values():
             self.assertIn("/" + archive, _QuietHandler.requested)
@@ -155,11 +161,18 @@ ssd_tflite_model(
     @parameterized.parameters("before", "after")
     def test_host_python_toolchain_keeps_its_targets_and_ours_keep_tensorflow(self, order):
         """A host registering its own Python toolchain, before or after ours: both keep their Python."""
-        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model")
+        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
+
+ssd_tflite_graph(
+    name = "graph",
+    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+)
 
 ssd_tflite_model(
     name = "detect",
-    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+    default_ranges = ["0", "255"],
+    graph = ":graph",
+    inference_type = "QUANTIZED_UINT8",
 )
 
 py_binary(
@@ -170,7 +183,7 @@ py_binary(
         workspace = self.monorepo(f"host_python_{order}", self.sha256, build_file, host_python=order)
         with open(os.path.join(workspace, "which_python.py"), "w") as out:
             out.write("import sys\nprint('host python:', sys.executable)\n")
-        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo", "//:detect")
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", "//:detect")
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
         run = testing.nested_bazel(workspace, "run", "//:which_python")
         self.assertEqual(run.returncode, 0, run.stderr[-5000:])
@@ -190,7 +203,7 @@ py_binary(
             text = original.read().replace(f'zoo_mirrors = ["{self.mirror}"]', f'zoo_mirrors = ["{self.mirror}/corrupt"]')
         with open(os.path.join(workspace, "WORKSPACE"), "w") as changed:
             changed.write(text)
-        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo",
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("ssdlite_mobilenet_v2_coco", result.stderr)
@@ -202,7 +215,7 @@ py_binary(
     def test_wrong_sha256_fails_with_bazels_checksum_error(self):
         wrong = dict(self.sha256, ssdlite_mobilenet_v2_coco="0" * 64)
         workspace = self.monorepo("wrong_sha", wrong)
-        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//models:checkpoints=zoo",
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo",
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"Checksum was {self.sha256['ssdlite_mobilenet_v2_coco']} but wanted {'0' * 64}", result.stderr)
@@ -215,11 +228,13 @@ py_binary(
         return testing.spawns_by_target(testing.execution_log(log))
 
     def test_no_op_rebuild_and_one_changed_config(self):
-        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_model", "synthetic_ssd_checkpoint")
+        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model", "synthetic_ssd_checkpoint")
 
 [synthetic_ssd_checkpoint(name = name + "_checkpoint", pipeline_config = name + ".config") for name in ("a", "b")]
 
-[ssd_tflite_model(name = name, checkpoint = name + "_checkpoint") for name in ("a", "b")]
+[ssd_tflite_graph(name = name + "_graph", checkpoint = name + "_checkpoint") for name in ("a", "b")]
+
+[ssd_tflite_model(name = name, graph = name + "_graph") for name in ("a", "b")]
 """
         workspace = self.monorepo("incremental", self.sha256, build_file)
         for name in ("a", "b"):
@@ -227,7 +242,8 @@ py_binary(
                             os.path.join(workspace, name + ".config"))
         first = self.spawns_by_target(workspace, "//:a", "//:b")
         self.assertEqual(first["//:a"], first["//:b"])
-        self.assertEqual(first["//:a"], 4, first)  # contract, export, convert, metadata
+        self.assertEqual(first["//:a"], 3, first)  # contract, convert, metadata
+        self.assertEqual(first["//:a_graph"], 1, first)  # export
         self.assertEqual(sum(self.spawns_by_target(workspace, "//:a", "//:b").values()), 0, "no-op rebuild")
         config = os.path.join(workspace, "a.config")
         with open(config) as original:
@@ -235,7 +251,7 @@ py_binary(
         with open(config, "w") as changed:
             changed.write(text.replace("iou_threshold: 0.600000023842", "iou_threshold: 0.5"))
         third = self.spawns_by_target(workspace, "//:a", "//:b")
-        self.assertEqual(set(third), {"//:a", "//:a_checkpoint"}, third)
+        self.assertEqual(set(third), {"//:a", "//:a_graph", "//:a_checkpoint"}, third)
         print(f"actions: first build {dict(first)}, no-op 0, after editing a.config {dict(third)}")
 
 

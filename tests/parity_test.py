@@ -84,7 +84,7 @@ class ParityTest(parameterized.TestCase):
     @parameterized.product(target=FLOAT_MODELS, image=IMAGES)
     def test_float_model_matches_frozen_graph(self, target, image):
         model = detector(target)
-        graph = FrozenGraph(testing.runfile(f"models/{target}_graph.pb"))
+        graph = FrozenGraph(testing.model_graph(target))
         tensor = model.input_tensor(detection.load_image(testing.testdata(image)))
         encodings, scores, anchors = graph.raw_outputs(tensor)
         boxes = postprocess_reference.decode(encodings[0], anchors, [graph.attr(key) for key in
@@ -104,7 +104,7 @@ class ParityTest(parameterized.TestCase):
         """The embedded normalization is exact: detect's (pixel - 128) / 128 input gives the
         outputs of the classic graph (no embedding) fed with pixel - channel means."""
         model = detector("ssd_resnet50_fpn_tflite")
-        classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_frozen_graph.pb"))
+        classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_graph/tflite_graph.pb"))
         picture = detection.load_image(testing.testdata(image))
         pixels = detection.resized_pixels(picture, 640, 640)[np.newaxis]
         encodings, scores, anchors = classic.raw_outputs(pixels - np.array([123.68, 116.779, 103.939], np.float32))
@@ -120,7 +120,7 @@ class ParityTest(parameterized.TestCase):
 
     @parameterized.product(target=QUANTIZED_MODELS, image=IMAGES)
     def test_quantized_model_matches_fake_quant_graph(self, target, image):
-        graph = FrozenGraph(testing.runfile(f"models/{target}_graph.pb"))
+        graph = FrozenGraph(testing.model_graph(target))
         # Without the XNNPACK delegate, which fuses the tensors compared here away.
         interpreter = Interpreter(model_path=testing.runfile(f"models/{target}.tflite"),
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,

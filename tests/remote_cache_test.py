@@ -11,7 +11,6 @@ both clones the same action keys: no machine path is part of them.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,6 @@ from absl.testing import absltest
 import testing
 
 MODEL_MNEMONICS = {"SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RemoteCacheTest(absltest.TestCase):
@@ -40,7 +33,7 @@ class RemoteCacheTest(absltest.TestCase):
         root = os.path.join(self.tmp, "nginx")
         for folder in ("cache", "body", "temp"):
             os.makedirs(os.path.join(root, folder))
-        self.port = free_port()
+        self.port = testing.free_port()
         config = os.path.join(root, "nginx.conf")
         with open(config, "w") as out:
             out.write(f"""user root;
@@ -70,20 +63,10 @@ http {{
         self.server = subprocess.Popen([nginx, "-c", config, "-p", root], stderr=subprocess.PIPE)
         self.addCleanup(self.server.wait, 30)
         self.addCleanup(self.server.terminate)
-        for _ in range(50):
-            with socket.socket() as client:
-                if client.connect_ex(("127.0.0.1", self.port)) == 0:
-                    break
-            time.sleep(0.1)
-        else:
-            self.fail(f"nginx did not start: {self.server.stderr.read().decode()}")
+        testing.wait_for_port(self.port, self.server, "nginx")
 
     def clone(self, name: str) -> str:
-        source = os.path.dirname(os.path.realpath(testing.runfile("WORKSPACE")))
-        target = os.path.join(self.tmp, name, "rules_ssd_tflite")
-        shutil.copytree(source, target, symlinks=True,
-                        ignore=shutil.ignore_patterns("bazel-*", ".git", "__pycache__", "user.bazelrc"))
-        return target
+        return testing.clone_workspace(os.path.join(self.tmp, name))
 
     def other_machine(self) -> tuple[str, str]:
         """A HOME and a virtualenv folder other than this test's: a copy of the locked virtualenv."""

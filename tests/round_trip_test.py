@@ -76,7 +76,7 @@ def write_converted(graph: str, settings: conversion.ConversionSettings, model: 
 
 @functools.cache
 def mid_2018_style_model() -> str:
-    return write_converted(testing.runfile("models/ssd_mobilenet_v1_quant_tflite_graph.pb"),
+    return write_converted(testing.model_graph("ssd_mobilenet_v1_quant_tflite"),
                            conversion_settings(128, 128, ignore_weights_narrow_range=True),
                            os.path.join(tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"]), "detect.tflite"))
 

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -26,6 +28,25 @@ REFERENCE_MODELS = (
 def runfile(path: str) -> str:
     """Absolute path of a file of this workspace in the test's runfiles."""
     return os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], path)
+
+
+# The export each //models target converts (ssd_tflite_model's `graph`, see models/BUILD).
+MODEL_GRAPHS = {
+    "ssd_mobilenet_v1_quant_tflite": "ssd_mobilenet_v1_quant_graph",
+    "ssd_mobilenet_v2_quant_tflite": "ssd_mobilenet_v2_quant_graph",
+    "ssdlite_mobilenet_v2_tflite": "ssdlite_mobilenet_v2_graph",
+    "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2_graph",
+    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": "ssdlite_mobilenet_v2_calibrated_graph",
+    "ssd_resnet50_fpn_tflite": "ssd_resnet50_fpn_graph",
+    "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn_graph",
+    "ssd_resnet50_fpn_calibrated_uint8_tflite": "ssd_resnet50_fpn_calibrated_graph",
+    "mlperf_ssd_mobilenet_v1_8bit_tflite": "mlperf_ssd_mobilenet_v1_8bit_graph",
+}
+
+
+def model_graph(target: str) -> str:
+    """The frozen graph that //models:`target` was converted from."""
+    return runfile(f"models/{MODEL_GRAPHS[target]}/tflite_graph.pb")
 
 
 def testdata(name: str) -> str:
@@ -68,6 +89,43 @@ def without_metadata(path: str) -> bytes:
 def venv_cache() -> str:
     """The folder of this test's locked virtualenv (what RULES_SSD_TFLITE_VENV_CACHE names)."""
     return os.path.dirname(os.path.realpath(sys.prefix))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: float = 60) -> None:
+    """Returns once 127.0.0.1:`port` accepts connections; raises naming `what` if `process` died first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} (exit {process.poll()})")
+
+
+def clone_workspace(folder: str) -> str:
+    """A copy of this workspace (no bazel-* links, .git or user.bazelrc) as `folder`/rules_ssd_tflite."""
+    source = os.path.dirname(os.path.realpath(runfile("WORKSPACE")))
+    target = os.path.join(folder, "rules_ssd_tflite")
+    shutil.copytree(source, target, symlinks=True,
+                    ignore=shutil.ignore_patterns("bazel-*", ".git", "__pycache__", "user.bazelrc"))
+    return target
+
+
+def starlark_constants() -> dict:
+    """The constants of tools/private/constants.bzl, which holds only literal assignments (valid Python)."""
+    namespace: dict = {}
+    with open(runfile("tools/private/constants.bzl")) as constants:
+        exec(constants.read(), {}, namespace)  # noqa: S102  (our own file of literals)
+    return namespace
 
 
 def nested_bazel(workspace: str, command: str, *args: str, home: str = "",

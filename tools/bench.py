@@ -1,7 +1,13 @@
-"""The benchmark behind tools/bench: measures and prints a markdown report."""
+"""The benchmark behind tools/bench: measures and prints a markdown report.
+
+Every comparison is measured side by side in this one run: the cold build of
+//models:all before this rule graph (BASELINE, in a git worktree), without
+persistent workers and with them; bazel-bin sizes; an incremental rebuild;
+the test suite; the RSS of a worker after 20 requests; and per-model tool
+times with the uint8-vs-float gap.
+"""
 
 import datetime
-import glob
 import json
 import os
 import platform
@@ -10,65 +16,104 @@ import sys
 import tempfile
 import time
 
-from ssd_tflite import agreement, detection
+from ssd_tflite import agreement, detection, persistent_worker
 
+BASELINE = "065acca"  # the last commit with one rule for export and conversion, and no workers
 BIN = "bazel-bin"
-# target -> (config, float twin for the uint8-vs-float gap)
+TF_MNEMONICS = ("SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata")
+# target -> float twin for the uint8-vs-float gap
 MODELS = {
-    "ssd_mobilenet_v1_quant_tflite": ("ssd_mobilenet_v1_quant", None),
-    "ssd_mobilenet_v2_quant_tflite": ("ssd_mobilenet_v2_quant", None),
-    "ssdlite_mobilenet_v2_tflite": ("ssdlite_mobilenet_v2", None),
-    "ssdlite_mobilenet_v2_uint8_tflite": ("ssdlite_mobilenet_v2", "ssdlite_mobilenet_v2_tflite"),
-    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": ("ssdlite_mobilenet_v2", "ssdlite_mobilenet_v2_tflite"),
-    "ssd_resnet50_fpn_tflite": ("ssd_resnet50_fpn", None),
-    "ssd_resnet50_fpn_uint8_tflite": ("ssd_resnet50_fpn", "ssd_resnet50_fpn_tflite"),
-    "ssd_resnet50_fpn_calibrated_uint8_tflite": ("ssd_resnet50_fpn", "ssd_resnet50_fpn_tflite"),
-    "mlperf_ssd_mobilenet_v1_8bit_tflite": ("mlperf_ssd_mobilenet_v1_8bit", None),
+    "ssd_mobilenet_v1_quant_tflite": None,
+    "ssd_mobilenet_v2_quant_tflite": None,
+    "ssdlite_mobilenet_v2_tflite": None,
+    "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2_tflite",
+    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": "ssdlite_mobilenet_v2_tflite",
+    "ssd_resnet50_fpn_tflite": None,
+    "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn_tflite",
+    "ssd_resnet50_fpn_calibrated_uint8_tflite": "ssd_resnet50_fpn_tflite",
+    "mlperf_ssd_mobilenet_v1_8bit_tflite": None,
 }
 IMAGES = ("tests/testdata/chelsea.png", "tests/testdata/coffee.png")
-# What //models:calibration_images globs.
-CALIBRATION_IMAGES = sorted(glob.glob("models/calibration/*.jpg") + glob.glob("models/calibration/*.png"))
+EDITED_CONFIG = "models/configs/ssdlite_mobilenet_v2.pipeline.config"
+WORKER_REQUESTS = 20
 
 
-def measured(argv: list[str]) -> tuple[float, float]:
-    """Runs a command; returns wall seconds and its peak resident memory in MiB."""
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def bazel(workspace: str, *args: str) -> float:
+    """Runs tools/bazel in `workspace`; returns wall seconds."""
     start = time.monotonic()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - start
-    if status != 0:
-        sys.exit(f"bench: {' '.join(argv)} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    result = subprocess.run([os.path.abspath("tools/bazel"), *args], cwd=workspace, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"bench: bazel {' '.join(args)} failed in {workspace}:\n{result.stderr[-3000:]}")
+    return time.monotonic() - start
 
 
-def converter_flags(target: str) -> list[str]:
-    with open(f"{BIN}/models/{target}_converter.flags") as flags:
-        return flags.read().split()
+def disk_usage(path: str) -> int:
+    return int(subprocess.run(["du", "-sbL", path], check=True, capture_output=True, text=True).stdout.split()[0])
 
 
-def metadata(target: str) -> dict:
-    with open(f"{BIN}/models/{target}_metadata.json") as metadata_file:
-        return json.load(metadata_file)
+def cold_build(workspace: str, *options: str) -> tuple[float, int]:
+    """Seconds of `bazel build //models:all` after clean and shutdown (no warm workers), and bazel-bin/models bytes."""
+    bazel(workspace, "clean")
+    bazel(workspace, "shutdown")
+    seconds = bazel(workspace, "build", *options, "//models:all")
+    return seconds, disk_usage(os.path.join(workspace, BIN, "models"))
 
 
-def pipeline(target: str, workdir: str) -> dict:
-    config = f"models/configs/{MODELS[target][0]}.pipeline.config"
-    checkpoint = os.path.join(workdir, target, "checkpoint")
-    export = os.path.join(workdir, target, "export")
-    synth = measured([f"{BIN}/py/make_synthetic_checkpoint", f"--pipeline_config_path={config}",
-                      f"--output_directory={checkpoint}"])
-    export_argv = [f"{BIN}/py/export_tflite_ssd_graph", f"--pipeline_config_path={config}",
-                   f"--trained_checkpoint_prefix={checkpoint}/model.ckpt", f"--output_directory={export}",
-                   "--write_pbtxt=false"]
-    if metadata(target)["input"]["embedded_normalization"]:
-        export_argv.append("--embed_input_normalization")
-    if metadata(target)["activation_ranges"] == "calibrated on images":
-        export_argv.append("--calibration_images=" + ",".join(CALIBRATION_IMAGES))
-    exported = measured(export_argv)
-    converted = measured([f"{BIN}/py/toco", f"--input_file={export}/tflite_graph.pb",
-                          f"--output_file={export}/detect.tflite", *converter_flags(target)])
-    return {"checkpoint": synth, "export": exported, "convert": converted,
-            "size": os.path.getsize(f"{export}/detect.tflite")}
+def incremental_build() -> float:
+    """Seconds to rebuild //models:all (workers warm) after editing one config."""
+    with open(EDITED_CONFIG) as config:
+        original = config.read()
+    edited = original.replace("iou_threshold: 0.600000023842", "iou_threshold: 0.55")
+    assert edited != original, f"{EDITED_CONFIG}: the bench's edit no longer applies"
+    try:
+        with open(EDITED_CONFIG, "w") as config:
+            config.write(edited)
+        return bazel(".", "build", "//models:all")
+    finally:
+        with open(EDITED_CONFIG, "w") as config:
+            config.write(original)
+        bazel(".", "build", "//models:all")
+
+
+def converter_commands() -> dict[str, list[str]]:
+    """target -> the TocoConvert command line, as `bazel aquery` shows it."""
+    result = subprocess.run(["tools/bazel", "aquery", "--output=jsonproto", 'mnemonic("TocoConvert", //models:all)'],
+                            check=True, capture_output=True, text=True)
+    graph = json.loads(result.stdout)
+    labels = {target["id"]: target["label"] for target in graph["targets"]}
+    return {labels[action["targetId"]].split(":")[-1]: action["arguments"] for action in graph["actions"]}
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def worker_rss(command: list[str]) -> tuple[float, float]:
+    """RSS (MiB) of our converter as a persistent worker after 1 and after WORKER_REQUESTS identical requests."""
+    execroot = subprocess.run(["tools/bazel", "info", "execution_root"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    python, script, *flags = command
+    flags = [flag if not flag.startswith("--output_file=") else f"--output_file={tempfile.mkdtemp()}/detect.tflite"
+             for flag in flags]
+    worker = subprocess.Popen([python, script, "--persistent_worker"], cwd=execroot, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    figures = []
+    for request_id in range(1, WORKER_REQUESTS + 1):
+        persistent_worker.write_delimited(worker.stdin, persistent_worker.WorkRequest(arguments=flags,
+                                                                                      request_id=request_id))
+        response = persistent_worker.read_delimited(worker.stdout, persistent_worker.WorkResponse)
+        if response.exit_code:
+            sys.exit(f"bench: worker request failed:\n{response.output}")
+        if request_id in (1, WORKER_REQUESTS):
+            figures.append(rss_mib(worker.pid))
+    worker.stdin.close()
+    worker.wait()
+    return figures[0], figures[1]
 
 
 def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
@@ -78,39 +123,60 @@ def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
                                     detection.open_detector(f"{BIN}/models/{target}.tflite"), images)
 
 
-def bazel_build_seconds(*args: str) -> float:
-    start = time.monotonic()
-    subprocess.run(["tools/bazel", "build", *args, "//models:all"], check=True, capture_output=True)
-    return time.monotonic() - start
-
-
 def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline = os.path.join(scratch, "baseline")
+        subprocess.run(["git", "worktree", "add", "--detach", baseline, BASELINE], check=True, capture_output=True)
+        try:
+            log(f"cold build of {BASELINE}")
+            before = cold_build(baseline)
+            bazel(baseline, "clean", "--expunge")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", baseline], check=True)
+    log("cold build without workers")
+    without_workers = cold_build(".", "--spawn_strategy=sandboxed")
+    log("cold build with workers")
+    with_workers = cold_build(".")
+    log("incremental build")
+    incremental = incremental_build()
+    log("test suite")
+    tests = bazel(".", "test", "--nocache_test_results", "//tests/...")
+    log("worker RSS")
+    commands = converter_commands()
+    first_rss, last_rss = worker_rss(commands["ssdlite_mobilenet_v2_tflite"])
     rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        for target, (_, float_twin) in MODELS.items():
-            result = pipeline(target, workdir)
-            gap = uint8_gap(target, float_twin) if float_twin else ""
-            rows.append(f"| `{target}` | {result['checkpoint'][0]:.1f} s | {result['export'][0]:.1f} s / "
-                        f"{result['export'][1]:.0f} MiB | {result['convert'][0]:.1f} s / {result['convert'][1]:.0f} MiB "
-                        f"| {result['size'] / 2**20:.1f} MiB | {gap} |")
-            print(f"bench: {target} done", file=sys.stderr)
-    subprocess.run(["tools/bazel", "clean"], check=True, capture_output=True)
-    cold = bazel_build_seconds()
-    warm = bazel_build_seconds()
+    for target, float_twin in MODELS.items():
+        gap = uint8_gap(target, float_twin) if float_twin else ""
+        rows.append(f"| `{target}` | {os.path.getsize(f'{BIN}/models/{target}.tflite') / 2**20:.1f} MiB | {gap} |")
     cores = os.cpu_count()
     with open("/proc/meminfo") as meminfo:
         memory = int(meminfo.readline().split()[1]) / 2**20
+    gib = 2**30
     report = "\n".join([
         f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {cores} cores, {memory:.0f} GiB, "
-        f"Python {platform.python_version()}, synthetic checkpoints.",
+        f"Python {platform.python_version()}, synthetic checkpoints, all in one `tools/bench` run.",
         "",
-        "| target | synthesize checkpoint | export (time / peak RSS) | convert (time / peak RSS) | .tflite "
-        "| uint8 vs float: top-10 detections on 2 photos matched, mean IoU, mean score gap |",
-        "|---|---|---|---|---|---|",
+        "| `tools/bazel build //models:all`, cold (after `bazel clean` and `bazel shutdown`) | wall time | "
+        "`bazel-bin/models` |",
+        "|---|---|---|",
+        f"| before ({BASELINE}: one rule per model, no workers) | {before[0]:.0f} s | {before[1] / gib:.2f} GiB |",
+        f"| now, `--spawn_strategy=sandboxed` (no workers) | {without_workers[0]:.0f} s | "
+        f"{without_workers[1] / gib:.2f} GiB |",
+        f"| now, persistent workers (default) | {with_workers[0]:.0f} s | {with_workers[1] / gib:.2f} GiB |",
+        "",
+        f"Cold-build ratio, workers / no workers: {with_workers[0] / without_workers[0]:.2f}; "
+        f"workers / before: {with_workers[0] / before[0]:.2f}. "
+        f"`bazel-bin/models` now / before: {with_workers[1] / before[1]:.2f}.",
+        "",
+        f"Rebuild after editing `{EDITED_CONFIG}` (workers warm): {incremental:.0f} s. "
+        f"`tools/bazel test //tests/...` with models built, `--nocache_test_results`: {tests:.0f} s.",
+        "",
+        f"A converter worker (`py/toco.py --persistent_worker`) converting `ssdlite_mobilenet_v2_tflite`: RSS "
+        f"{first_rss:.0f} MiB after 1 request, {last_rss:.0f} MiB after {WORKER_REQUESTS}.",
+        "",
+        "| target | .tflite | uint8 vs float: top-10 detections on 2 photos matched, mean IoU, mean score gap |",
+        "|---|---|---|",
         *rows,
-        "",
-        f"`tools/bazel build //models:all`: cold (after `bazel clean`, Bazel and the virtualenv installed) "
-        f"{cold:.0f} s, warm no-op {warm:.1f} s.",
     ])
     print(report)
     if len(sys.argv) > 1:

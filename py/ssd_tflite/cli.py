@@ -1,7 +1,12 @@
 """Shared start-up of the command-line tools: quiet TensorFlow, clean errors."""
 
+import atexit
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import traceback
 from typing import Callable
 
 # TensorFlow's C++ start-up banner is noise for these tools; set before TF loads.
@@ -9,8 +14,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402  (after the environment is set)
 
+from ssd_tflite import captured_output, persistent_worker  # noqa: E402
 from ssd_tflite.errors import UserError  # noqa: E402
 from ssd_tflite.graph_contract import PostProcessingFlags  # noqa: E402
+
+
+def _is_action(arguments: list[str]) -> bool:
+    """Whether the rules run this tool as a one-off action: its flags in one params file."""
+    return len(arguments) == 1 and arguments[0].startswith("@")
+
+
+def _show_import_output() -> None:
+    if _IMPORT_OUTPUT is not None and not _IMPORT_OUTPUT.stopped:
+        sys.stderr.write(_IMPORT_OUTPUT.stop())  # the tool failed before run(): show everything
+
+
+# An action shows only its run's output, and only if it fails. Tools import this module first, so
+# this capture holds what TensorFlow logs while it is imported: dropped, unless the import fails.
+_IMPORT_OUTPUT = captured_output.CapturedOutput() if _is_action(sys.argv[1:]) else None
+atexit.register(_show_import_output)
 
 
 def define_postprocessing_flags() -> None:
@@ -31,21 +53,99 @@ def postprocessing_from_flags() -> PostProcessingFlags:
                                values.detections_per_class, values.use_regular_nms)
 
 
+def _run(main: Callable[[], None], argv: list[str], interactive: bool) -> int:
+    """Parses `argv` into the flags and runs `main`; returns the exit code, having printed any error."""
+    tool = os.path.splitext(os.path.basename(argv[0]))[0]
+    flags.FLAGS.unparse_flags()  # a persistent worker parses a new command line per request
+    try:
+        unparsed = flags.FLAGS(argv)
+    except flags.Error as error:
+        print(f"{tool}: error: {error}", file=sys.stderr)
+        return 1
+    if len(unparsed) > 1:
+        print(f"{tool}: error: unexpected arguments: {' '.join(unparsed[1:])}", file=sys.stderr)
+        return 1
+    # Under `bazel run`, resolve relative paths from where the user ran it.
+    if interactive and os.environ.get("BUILD_WORKING_DIRECTORY"):
+        os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
+    try:
+        main()
+    except UserError as error:
+        print(f"{tool}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception:  # a bug: report it, and let a persistent worker serve the next request
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def _run_captured(main: Callable[[], None], argv: list[str]) -> tuple[int, str]:
+    """Runs like an action: returns the exit code, and the output only if it failed."""
+    with captured_output.capture() as output:
+        exit_code = _run(main, argv, interactive=False)
+    return exit_code, output.text if exit_code else ""
+
+
+def _source_stamp(script: str) -> list[tuple[str, int, int]]:
+    """Modification time and size of the tool's script and of every module it loaded from beside it."""
+    root = os.path.dirname(os.path.realpath(script)) + os.sep  # as Python put it on sys.path
+    files = {script} | {module.__file__ for module in list(sys.modules.values())
+                        if getattr(module, "__file__", None) and os.path.realpath(module.__file__).startswith(root)}
+    return sorted((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in files)
+
+
+def _run_fresh(script: str, arguments: list[str]) -> tuple[int, str]:
+    """Runs the tool in a new process, as an action would (quiet unless it fails)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".params", encoding="utf-8") as params:
+        params.write("\n".join(arguments) + "\n")
+        params.flush()
+        result = subprocess.run([sys.executable, script, "@" + params.name], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, check=False)
+    return result.returncode, result.stdout.decode(errors="replace") if result.returncode else ""
+
+
+def _serve(main: Callable[[], None], script: str) -> None:
+    started = _source_stamp(script)
+
+    def handle(arguments: list[str]) -> tuple[int, str, bool]:
+        # Bazel 4 keeps a worker whose sources were edited: answer from a process that loads the
+        # new code, then quit, so that the next request starts a new worker.
+        if _source_stamp(script) != started:
+            return (*_run_fresh(script, arguments), True)
+        return (*_run_captured(main, [script] + arguments), False)
+
+    persistent_worker.serve(handle)
+
+
+def _params(argument: str) -> list[str]:
+    """The arguments in a Bazel params file (`@path`, one argument per line)."""
+    with open(argument[1:], encoding="utf-8") as params:
+        return params.read().splitlines()
+
+
 def run(main: Callable[[], None]) -> None:
-    """Runs `main` under absl; an UserError ends the program with its message, no trace."""
-    tool = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    """Runs `main` with the command line parsed into absl flags, in one of three ways.
 
-    def absl_main(argv: list[str]) -> None:
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        # Under `bazel run`, resolve relative paths from where the user ran it.
-        if os.environ.get("BUILD_WORKING_DIRECTORY"):
-            os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
-        logging.set_verbosity(logging.INFO)
-        logging.use_absl_handler()
-        try:
-            main()
-        except UserError as error:
-            sys.exit(f"{tool}: error: {error}")
-
-    app.run(absl_main)
+    * `TOOL --flag=...`: interactive; logs as it goes, a UserError ends it with
+      its message and no trace.
+    * `TOOL @params`: an action of the Bazel rules; the output is shown only
+      when the tool fails, so successful builds stay quiet.
+    * `TOOL --persistent_worker`: a Bazel persistent worker; each request runs
+      like an action, with the same output, in one process that imports
+      TensorFlow once.
+    """
+    # Bazel stops workers with SIGTERM: unwind, so that no half-written temporary file stays behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    logging.set_verbosity(logging.INFO)
+    logging.use_absl_handler()
+    app.define_help_flags()
+    tool, arguments = sys.argv[0], sys.argv[1:]
+    if "--persistent_worker" in arguments:
+        _serve(main, tool)
+        return
+    if _IMPORT_OUTPUT is not None:
+        _IMPORT_OUTPUT.stop()
+        exit_code, output = _run_captured(main, [tool] + _params(arguments[0]))
+        sys.stderr.write(output)
+        sys.exit(exit_code)
+    sys.exit(_run(main, sys.argv, interactive=True))

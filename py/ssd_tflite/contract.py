@@ -1,8 +1,8 @@
 """The input/output contract of a produced `.tflite`, derived from its config and settings.
 
-It decides what the config leaves to the build (input shape, FLOAT or
-QUANTIZED_UINT8), writes the converter's flags, and describes the model for
-its users: input name, shape, type and normalization, outputs, labels.
+It checks the converter settings the build chose against the config (input
+shape, FLOAT or QUANTIZED_UINT8, uint8 input normalization) and describes the
+model for its users: input name, shape, type and normalization, outputs, labels.
 """
 
 import dataclasses
@@ -22,25 +22,27 @@ OUTPUT_DESCRIPTIONS = ("boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax), n
 
 @dataclasses.dataclass(frozen=True)
 class ConverterSettings:
-    """What the build asks of the converter; None or empty means "from the config"."""
+    """What the build asks of the converter; None or empty means "not stated": the graph's shape, and
+    QUANTIZED_UINT8 for calibrated graphs, else FLOAT."""
     inference_type: Optional[str] = None
     input_shape: tuple[int, ...] = ()
     mean_value: float = 128.0
     std_value: float = 128.0
     default_ranges: Optional[tuple[float, float]] = None
-    change_concat_input_ranges: bool = False
-    allow_custom_ops: bool = True
     embed_input_normalization: bool = False
     calibrated: bool = False  # the export measured activation ranges on images
 
 
 def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
-    """Fills in the inference type and input shape from the config, and checks the input can be uint8."""
+    """Fills in the inference type and input shape, checking them and the uint8 input against the config."""
     shape = settings.input_shape or (1, spec.height, spec.width, 3)
     if shape != (1, spec.height, spec.width, 3):
         raise ConfigError(f"input_shape {list(shape)} does not match the config's fixed_shape_resizer "
                           f"{spec.height}x{spec.width}: the graph is built for [1, {spec.height}, {spec.width}, 3]")
-    inference_type = settings.inference_type or ("QUANTIZED_UINT8" if spec.quantized or settings.calibrated else "FLOAT")
+    if not settings.inference_type and spec.quantized:
+        raise ConfigError("the config is quantization-aware (graph_rewriter.quantization) but the build does not "
+                          "state inference_type: set QUANTIZED_UINT8 for TOCO's uint8 model, or FLOAT to keep it float")
+    inference_type = settings.inference_type or ("QUANTIZED_UINT8" if settings.calibrated else "FLOAT")
     if settings.calibrated and (spec.quantized or inference_type != "QUANTIZED_UINT8"):
         raise ConfigError("calibration_images measure activation ranges for a QUANTIZED_UINT8 build of a float "
                           f"checkpoint; this build is {inference_type} of a "
@@ -56,28 +58,6 @@ def resolve(spec: ModelSpec, settings: ConverterSettings) -> ConverterSettings:
             "per channel, which a uint8 input's single mean/std cannot express; "
             "set embed_input_normalization so the graph takes (pixel - 128) / 128")
     return dataclasses.replace(settings, inference_type=inference_type, input_shape=shape)
-
-
-def converter_flags(settings: ConverterSettings) -> list[str]:
-    """TOCO command-line flags (without input and output files) for resolved settings."""
-    flags = [
-        "--input_format=TENSORFLOW_GRAPHDEF",
-        "--output_format=TFLITE",
-        "--input_shapes=" + ",".join(str(dim) for dim in settings.input_shape),
-        "--input_arrays=" + INPUT_NAME,
-        "--output_arrays=" + ",".join(OUTPUT_ARRAYS),
-        "--inference_type=" + settings.inference_type,
-    ]
-    if settings.inference_type == "QUANTIZED_UINT8":
-        flags += [f"--mean_values={settings.mean_value:g}", f"--std_values={settings.std_value:g}"]
-    if settings.default_ranges is not None:
-        flags += [f"--default_ranges_min={settings.default_ranges[0]:g}",
-                  f"--default_ranges_max={settings.default_ranges[1]:g}"]
-    if settings.change_concat_input_ranges:
-        flags.append("--change_concat_input_ranges")
-    if settings.allow_custom_ops:
-        flags.append("--allow_custom_ops")
-    return flags
 
 
 def _activation_ranges(spec: ModelSpec, settings: ConverterSettings) -> Optional[str]:

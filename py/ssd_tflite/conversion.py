@@ -28,7 +28,7 @@ class ConversionError(UserError):
 class ConversionSettings:
     input_arrays: tuple[str, ...]
     output_arrays: tuple[str, ...]
-    input_shapes: tuple[tuple[int, ...], ...]
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # empty: the graph's placeholder shapes
     inference_type: str = "FLOAT"
     inference_input_type: Optional[str] = None
     mean_values: tuple[float, ...] = ()
@@ -44,7 +44,7 @@ class ConversionSettings:
                             ("inference_input_type", self.inference_input_type or self.inference_type)):
             if value not in INFERENCE_TYPES:
                 raise ConversionError(f"--{flag}={value} is not supported; use one of {', '.join(INFERENCE_TYPES)}")
-        if len(self.input_shapes) != len(self.input_arrays):
+        if self.input_shapes and len(self.input_shapes) != len(self.input_arrays):
             raise ConversionError(f"--input_shapes gives {len(self.input_shapes)} shape(s) "
                                   f"for {len(self.input_arrays)} --input_arrays")
         quantized_input = (self.inference_input_type or self.inference_type) == "QUANTIZED_UINT8"
@@ -72,6 +72,22 @@ def _read_graph_def(graph_def_file: str) -> tf.compat.v1.GraphDef:
     except Exception:  # protobuf's DecodeError and its C++ twin share no public base
         raise ConversionError(f"{graph_def_file}: not a binary GraphDef") from None
     return graph_def
+
+
+def placeholder_shapes(graph_def_file: str, input_arrays: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """The static shapes of the graph's input placeholders: TOCO's default for --input_shapes."""
+    nodes = {node.name: node for node in _read_graph_def(graph_def_file).node}
+    shapes = []
+    for name in input_arrays:
+        node = nodes.get(name)
+        if node is None or node.op != "Placeholder":
+            raise ConversionError(f"{graph_def_file}: --input_arrays names {name}, which is not a placeholder "
+                                  "of the graph")
+        dims = tuple(dim.size for dim in node.attr["shape"].shape.dim)
+        if node.attr["shape"].shape.unknown_rank or not dims or min(dims) < 1:
+            raise ConversionError(f"{graph_def_file}: placeholder {name} has no static shape; give --input_shapes")
+        shapes.append(dims)
+    return tuple(shapes)
 
 
 def weight_fake_quants(graph_def: tf.compat.v1.GraphDef) -> list[tf.compat.v1.NodeDef]:
@@ -104,6 +120,8 @@ def _weights_over_256_levels(graph_def_file: str, directory: str) -> str:
 def convert(graph_def_file: str, settings: ConversionSettings) -> bytes:
     """Returns the `.tflite` flatbuffer for the frozen graph in `graph_def_file`."""
     settings.validate()
+    if not settings.input_shapes:
+        settings = dataclasses.replace(settings, input_shapes=placeholder_shapes(graph_def_file, settings.input_arrays))
     with tempfile.TemporaryDirectory() as scratch:
         source = _weights_over_256_levels(graph_def_file, scratch) if settings.ignore_weights_narrow_range \
             else graph_def_file

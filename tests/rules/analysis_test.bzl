@@ -1,6 +1,6 @@
 """A small analysis-test helper in the style of bazel-skylib's unittest.bzl."""
 
-load("//tools:defs.bzl", "SsdTfliteModelInfo")
+load("//tools:defs.bzl", "SsdTfliteGraphInfo", "SsdTfliteModelInfo")
 
 def _result(errors):
     return [AnalysisTestResultInfo(success = not errors, message = "\n".join(errors))]
@@ -9,44 +9,99 @@ def _expect_equal(errors, what, expected, actual):
     if expected != actual:
         errors.append("{}: expected {}, got {}".format(what, repr(expected), repr(actual)))
 
+def _actions(target):
+    return {action.mnemonic: action for action in target.actions}
+
 def _model_test_impl(ctx):
     target = ctx.attr.target_under_test
     info = target[SsdTfliteModelInfo]
     name = target.label.name
     errors = []
     _expect_equal(errors, "tflite", name + ".tflite", info.tflite.basename)
-    _expect_equal(errors, "graph", name + "_graph.pb", info.graph.basename)
+    _expect_equal(errors, "graph", "tflite_graph.pb", info.graph.basename)
     _expect_equal(errors, "labels", name + "_labels.txt", info.labels.basename)
     _expect_equal(errors, "metadata", name + "_metadata.json", info.metadata.basename)
     _expect_equal(errors, "input_array", "normalized_input_image_tensor", info.input_array)
     _expect_equal(errors, "output_arrays", ["TFLite_Detection_PostProcess"] + ["TFLite_Detection_PostProcess:%d" % i for i in (1, 2, 3)], info.output_arrays)
     _expect_equal(errors, "inference_type", ctx.attr.inference_type, info.inference_type)
     _expect_equal(errors, "synthetic", ctx.attr.synthetic, info.synthetic)
-    actions = {action.mnemonic: action for action in target.actions}
-    _expect_equal(errors, "mnemonics", sorted(ctx.attr.mnemonics), sorted([m for m in actions if m in ctx.attr.mnemonics]))
-    convert = actions.get("TocoConvert")
-    if convert:
-        argv = " ".join(convert.argv)
-        if ctx.attr.converter_path_contains not in argv:
-            errors.append("converter command line lacks {}: {}".format(ctx.attr.converter_path_contains, argv))
+    actions = _actions(target)
+    _expect_equal(errors, "mnemonics", sorted(ctx.attr.mnemonics), sorted(actions))
+    convert = actions["TocoConvert"]
+    argv = convert.argv
+    if ctx.attr.converter_path_contains not in " ".join(argv):
+        errors.append("converter command line lacks {}: {}".format(ctx.attr.converter_path_contains, argv))
+    # Every flag is known at analysis (argv includes what goes to a params file).
+    for flag in ctx.attr.converter_flags:
+        if flag not in argv:
+            errors.append("converter command line lacks {}: {}".format(flag, argv))
+    if info.graph not in convert.inputs.to_list():
+        errors.append("TocoConvert does not read the graph " + info.graph.short_path)
     # With embedded metadata (the default) the converter's output goes through the metadata action.
     final = actions.get("SsdTfliteMetadata") or convert
-    if final and info.tflite not in final.outputs.to_list():
+    if info.tflite not in final.outputs.to_list():
         errors.append("{} does not write {}".format(final.mnemonic, info.tflite.short_path))
-    if convert and "SsdTfliteMetadata" in actions and convert.outputs.to_list()[0] not in actions["SsdTfliteMetadata"].inputs.to_list():
+    if "SsdTfliteMetadata" in actions and convert.outputs.to_list()[0] not in actions["SsdTfliteMetadata"].inputs.to_list():
         errors.append("SsdTfliteMetadata does not read the converter's output")
     return _result(errors)
 
 model_test = rule(
     implementation = _model_test_impl,
     analysis_test = True,
-    doc = "Checks the SsdTfliteModelInfo and actions of an ssd_tflite_model target.",
+    doc = "Checks the SsdTfliteModelInfo, actions and converter flags of an ssd_tflite_model target.",
     attrs = {
         "target_under_test": attr.label(mandatory = True, providers = [SsdTfliteModelInfo]),
         "inference_type": attr.string(),
         "synthetic": attr.bool(),
-        "mnemonics": attr.string_list(default = ["SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata"]),
+        "mnemonics": attr.string_list(default = ["SsdModelContract", "TocoConvert", "SsdTfliteMetadata"]),
         "converter_path_contains": attr.string(default = "py/toco"),
+        "converter_flags": attr.string_list(doc = "Flags the converter must get, as analysis built them."),
+    },
+)
+
+def _graph_test_impl(ctx):
+    target = ctx.attr.target_under_test
+    info = target[SsdTfliteGraphInfo]
+    errors = []
+    actions = _actions(target)
+    _expect_equal(errors, "mnemonics", ["SsdExportGraph"], sorted(actions))
+    export = actions["SsdExportGraph"]
+    _expect_equal(errors, "outputs", [info.graph], export.outputs.to_list())
+    _expect_equal(errors, "graph", "{}/tflite_graph.pb".format(target.label.name), info.graph.short_path.split("/", 1)[1])
+    if info.graph.is_directory:
+        errors.append("the graph is a tree artifact")
+    _expect_equal(errors, "calibrated", True, info.calibrated)
+    _expect_equal(errors, "postprocessing_flags", [
+        "--max_detections=10",
+        "--max_classes_per_detection=1",
+        "--detections_per_class=100",
+        "--use_regular_nms=false",
+    ], info.postprocessing_flags)
+    return _result(errors)
+
+graph_test = rule(
+    implementation = _graph_test_impl,
+    analysis_test = True,
+    doc = "Checks that a calibrated ssd_tflite_graph exports one declared file with the default post-processing.",
+    attrs = {"target_under_test": attr.label(mandatory = True, providers = [SsdTfliteGraphInfo])},
+)
+
+def _shared_graph_test_impl(ctx):
+    graph = ctx.attr.target_under_test[SsdTfliteGraphInfo].graph
+    errors = []
+    for model in ctx.attr.models:
+        _expect_equal(errors, str(model.label) + " graph", graph, model[SsdTfliteModelInfo].graph)
+        if "SsdExportGraph" in _actions(model):
+            errors.append("{} exports on its own".format(model.label))
+    return _result(errors)
+
+shared_graph_test = rule(
+    implementation = _shared_graph_test_impl,
+    analysis_test = True,
+    doc = "Checks that `models` convert the graph of `target_under_test` without an export of their own.",
+    attrs = {
+        "target_under_test": attr.label(mandatory = True, providers = [SsdTfliteGraphInfo]),
+        "models": attr.label_list(mandatory = True, providers = [SsdTfliteModelInfo]),
     },
 )
 

@@ -1,52 +1,52 @@
-"""Running tools in actions: our Python tools or a plugged executable, without flooding the build log."""
+"""Running tools in actions: our Python tools (as persistent workers) or a plugged executable."""
 
 load(":python_toolchain.bzl", "SsdPythonToolInfo", "python_tool_command")
 
-# TensorFlow logs a lot, even on success; show a tool's output only when it fails.
-_QUIETLY = """quietly() {
-  log="$(mktemp)"
-  if "$@" >"$log" 2>&1; then rm -f "$log"; else status=$?; cat "$log" >&2; rm -f "$log"; return $status; fi
-}
-"""
+def run_tool(ctx, tool, args, inputs, outputs, mnemonic, progress_message):
+    """Runs `tool` with `args` in one ctx.actions.run, so that `bazel aquery` shows every flag.
 
-def run_quietly(ctx, command, **kwargs):
-    """ctx.actions.run_shell whose `command` may call `quietly TOOL ARGS...`."""
-    ctx.actions.run_shell(command = _QUIETLY + command, **kwargs)
-
-def tool_invocation(ctx, target):
-    """How an action runs `target`: one of our Python tools (SsdPythonToolInfo) or any executable.
+    Our Python tools (SsdPythonToolInfo) run on the rule set's Python
+    toolchain. They take their flags from a params file (which
+    `bazel aquery --include_param_files` shows), print output only when they
+    fail, and serve as persistent workers: one process per mnemonic imports
+    TensorFlow once for many actions. `--strategy=<mnemonic>=sandboxed` (or
+    `local`, `remote`) runs them one process per action instead, with the
+    same outputs and messages. Any other executable (e.g. a TensorFlow source
+    tree's toco) gets the flags on its command line.
 
     Args:
-      ctx: the rule context (its rule declares the Python toolchain type).
-      target: the tool's Target.
-
-    Returns:
-      struct(argv, inputs, tools): the command's first words, and what the action needs for them.
-    """
-    if SsdPythonToolInfo in target:
-        command = python_tool_command(ctx, target[SsdPythonToolInfo])
-        return struct(argv = [command.executable.path] + command.arguments, inputs = command.inputs, tools = [])
-    files_to_run = target[DefaultInfo].files_to_run
-    if not files_to_run or not files_to_run.executable:
-        fail("{} is neither an executable nor a rules_ssd_tflite Python tool".format(target.label))
-    return struct(argv = [files_to_run.executable.path], inputs = depset(), tools = [files_to_run])
-
-def run_tool(ctx, tool, args, inputs, **kwargs):
-    """Runs `tool` (see tool_invocation) with `args`, showing its output only when it fails.
-
-    Args:
-      ctx: the rule context.
+      ctx: the rule context; its rule declares the Python toolchain type.
       tool: the tool's Target.
-      args: its arguments (ctx.actions.args()).
-      inputs: list of File it reads.
-      **kwargs: outputs, mnemonic, progress_message, ... of ctx.actions.run_shell.
+      args: its flags (ctx.actions.args()).
+      inputs: depset of File it reads.
+      outputs: list of File it writes.
+      mnemonic: the action's mnemonic.
+      progress_message: shown while it runs.
     """
-    invocation = tool_invocation(ctx, tool)
-    run_quietly(
-        ctx,
-        command = 'quietly "$@"',
-        arguments = invocation.argv + [args],
-        tools = invocation.tools,
-        inputs = depset(inputs, transitive = [invocation.inputs]),
-        **kwargs
+    if SsdPythonToolInfo in tool:
+        command = python_tool_command(ctx, tool[SsdPythonToolInfo])
+        args.use_param_file("@%s", use_always = True)
+        args.set_param_file_format("multiline")
+        ctx.actions.run(
+            executable = command.executable,
+            arguments = command.arguments + [args],
+            inputs = inputs,
+            # As tools, the interpreter and sources key the persistent workers: editing them starts new ones.
+            tools = command.inputs,
+            outputs = outputs,
+            mnemonic = mnemonic,
+            progress_message = progress_message,
+            execution_requirements = {"supports-workers": "1"},
+        )
+        return
+    files_to_run = tool[DefaultInfo].files_to_run
+    if not files_to_run or not files_to_run.executable:
+        fail("{} is neither an executable nor a rules_ssd_tflite Python tool".format(tool.label))
+    ctx.actions.run(
+        executable = files_to_run,
+        arguments = [args],
+        inputs = inputs,
+        outputs = outputs,
+        mnemonic = mnemonic,
+        progress_message = progress_message,
     )

@@ -47,7 +47,7 @@ def _synthetic_ssd_checkpoint_impl(ctx):
         ctx,
         ctx.attr._generator,
         args,
-        [ctx.file.pipeline_config],
+        depset([ctx.file.pipeline_config]),
         outputs = [index, data, state, config],
         mnemonic = "SsdSyntheticCheckpoint",
         progress_message = "Synthesizing checkpoint %s" % ctx.label,

@@ -9,6 +9,8 @@ runs it through `python`, a wrapper whose content names the environment
 machine and clone with that environment.
 """
 
+load(":constants.bzl", "VENV_COMPLETE_MARKER", "WORKER_IMAGE_PREFIX", "WORKER_VENVS_ROOT")
+
 _CACHE_ENV = "RULES_SSD_TFLITE_VENV_CACHE"
 # numpy 2.4 and Pillow 12 in the lock need Python 3.11 or later.
 _SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
@@ -45,26 +47,34 @@ def _python_venv_impl(rctx):
             ", ".join(_SUPPORTED_PYTHONS),
         ))
     lock = rctx.path(rctx.attr.requirements_lock)
-    digest = _run(rctx, [
-        python,
-        "-c",
-        "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read() + sys.argv[2].encode()).hexdigest()[:24])",
-        str(lock),
-        version,
-    ], "Hashing " + str(lock))
-    venv = "{}/py{}-{}".format(_cache_root(rctx), version, digest)
-    marker = rctx.path(venv + "/.rules_ssd_tflite_complete")
-    if not marker.exists:
-        rctx.report_progress("Creating the Python {} virtualenv {} from {} (pip, one time)".format(version, venv, rctx.attr.requirements_lock))
-        _run(rctx, [python, rctx.path(rctx.attr._installer), str(lock), venv], "Installing " + str(lock), timeout = 3600, quiet = False)
+    installer = rctx.path(rctx.attr._installer)
+    name = _run(rctx, [python, installer, "name", str(lock)], "Naming the environment of " + str(lock))
+    root = _cache_root(rctx)
+    if not rctx.path("{}/{}/{}".format(root, name, VENV_COMPLETE_MARKER)).exists:
+        rctx.report_progress("Creating the Python virtualenv {}/{} from {} (pip, one time)".format(root, name, rctx.attr.requirements_lock))
+    venv = _run(rctx, [python, installer, "install", str(lock), root], "Installing " + str(lock), timeout = 3600, quiet = False)
     rctx.symlink(venv, "venv")
-    rctx.file("BUILD.bazel", _BUILD)
+    rctx.file("BUILD.bazel", _BUILD.format(worker_image = WORKER_IMAGE_PREFIX + name))
+
     # The interpreter is found next to this file's real location, so its content (an action input)
     # names the environment, not where this machine keeps it: clones and machines share action keys.
+    # A remote worker has no such link; its image holds the environment at WORKER_VENVS_ROOT.
     rctx.file("python", """#!/bin/sh
-# The rules_ssd_tflite Python environment py{version}-{digest}, installed from {lock}.
-exec "$(dirname "$(readlink -f "$0")")/venv/bin/python3" "$@"
-""".format(version = version, digest = digest, lock = rctx.attr.requirements_lock.name), executable = True)
+# The rules_ssd_tflite Python environment {name}, installed from {lock}.
+venv="$(dirname "$(readlink -f "$0")")/venv"
+[ -d "$venv" ] || venv="{worker_venvs}/{name}"
+if [ ! -x "$venv/bin/python3" ]; then
+  echo "rules_ssd_tflite: no Python environment {name} here. On a remote-execution worker, run the image" >&2
+  echo "built by tools/remote/Dockerfile from this {lock} ({worker_image})." >&2
+  exit 127
+fi
+exec "$venv/bin/python3" "$@"
+""".format(
+        name = name,
+        lock = rctx.attr.requirements_lock.name,
+        worker_venvs = WORKER_VENVS_ROOT,
+        worker_image = WORKER_IMAGE_PREFIX + name,
+    ), executable = True)
 
 _BUILD = """\
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
@@ -103,6 +113,17 @@ toolchain(
     name = "py_toolchain",
     toolchain = ":runtime_pair",
     toolchain_type = "@bazel_tools//tools/python:toolchain_type",
+)
+
+# Remote execution (--config=remote_exec): actions run in the worker image that holds this
+# environment; see tools/remote/README.md. Derive a platform from this one to name your registry's copy.
+platform(
+    name = "remote_platform",
+    exec_properties = {{
+        "OSFamily": "linux",
+        "container-image": "{worker_image}",
+    }},
+    parents = ["@local_config_platform//:host"],
 )
 
 exports_files(["python"])
