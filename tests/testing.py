@@ -138,7 +138,8 @@ def nested_bazel(workspace: str, command: str, *args: str, home: str = "",
     RULES_SSD_TFLITE_VENV_CACHE folder (default: this test's own).
     """
     tmp = os.environ["TEST_TMPDIR"]
-    startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc",
+    # A server idle for a minute exits, with its persistent workers: none outlives the test for long.
+    startup = [shutil.which("bazel") or "/usr/bin/bazel", "--nohome_rc", "--max_idle_secs=60",
                f"--output_user_root={os.path.join(tmp, 'bazel_root')}"]
     options = ["--nosandbox_debug", f"--repository_cache={os.path.join(workspace, 'repository_cache')}",
                # Share the locked virtualenv of this test's own interpreter: no pip here.

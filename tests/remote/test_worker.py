@@ -13,15 +13,18 @@ host's home, virtualenvs and workspaces are not there.
 """
 
 import argparse
+import io
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import traceback
 
 import grpc
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
+from buildgrid._protos.google.rpc import code_pb2
 from buildgrid.server.client.cas import download, upload
 
 EXEC_ROOT = "/execroot"  # where the input root appears in the sandbox
@@ -69,8 +72,8 @@ def execute(channel: grpc.Channel, action: re_pb2.Action, image: str, mounts: li
             process = subprocess.run(sandbox_argv(input_root, command, mounts), capture_output=True, check=False)
             result.exit_code, stdout, stderr = process.returncode, process.stdout, process.stderr
         with upload(channel, instance="") as uploader:
-            result.stdout_digest.CopyFrom(uploader.put_blob(stdout))
-            result.stderr_digest.CopyFrom(uploader.put_blob(stderr))
+            result.stdout_digest.CopyFrom(uploader.put_blob(io.BytesIO(stdout)))
+            result.stderr_digest.CopyFrom(uploader.put_blob(io.BytesIO(stderr)))
             for path in command.output_files:
                 full = os.path.join(working, path)
                 if os.path.isfile(full):
@@ -123,8 +126,12 @@ def main() -> None:
                 continue
             for lease in session.leases:
                 if lease.state in (bots_pb2.LeaseState.PENDING, bots_pb2.LeaseState.ACTIVE):
-                    lease.result.Pack(execute(channel, leased_action(channel, lease), flags.container_image, mounts,
-                                              flags.work_root))
+                    try:
+                        lease.result.Pack(execute(channel, leased_action(channel, lease), flags.container_image,
+                                                  mounts, flags.work_root))
+                    except Exception:  # fail the action, not the worker: the build reports it at once
+                        lease.status.code = code_pb2.INTERNAL
+                        lease.status.message = "test_worker: " + traceback.format_exc()
                     lease.state = bots_pb2.LeaseState.COMPLETED
     finally:
         # Report the leases done and that this bot is going, so the server assigns it nothing more.
