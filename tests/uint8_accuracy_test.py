@@ -1,7 +1,7 @@
 """uint8 builds of a float model, run through detect, against the float build on the same photos.
 
 The calibrated build must find the float build's top detections within the
-gap `tools/bench` measured on the embedded default (README, "Measured"):
+gap `dev/bench` measured on the embedded default (README, "Measured"):
 13 of the 20 top-10 detections on chelsea.png and coffee.png matched (same
 class, IoU >= 0.5), mean IoU 0.91, mean score gap 0.002. (Mean IoU was 0.98
 with float anchors; TOCO's uint8 anchors, which QUANTIZED_UINT8 builds now

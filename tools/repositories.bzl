@@ -7,15 +7,17 @@ In a WORKSPACE file:
     rules_ssd_tflite_register_toolchains()
 """
 
+load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
 load("//tools/private:demo_repositories.bzl", "demo_repositories")
-load("//tools/private:offline_bootstrap.bzl", "offline_bootstrap_repositories")
+load("//tools/offline:offline_bootstrap.bzl", "offline_bootstrap_repositories")
 load("//tools/private:python_venv.bzl", "python_venv")
 load("//tools/private:zoo.bzl", "zoo_repositories")
 
 PYTHON_REPOSITORY = "rules_ssd_tflite_python"
 
 def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}, allow_unpinned = []):
-    """Declares the Python environment, the model-zoo tarballs, the demo's JavaScript and, on Debian's Bazel 4, the offline stand-ins.
+    """Declares the Python environment, bazel_skylib, the model-zoo tarballs, the demo's JavaScript and, on Debian's Bazel 4, the offline stand-ins.
 
     Tarballs and packages are only downloaded when a target that needs them is built.
 
@@ -26,6 +28,12 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}, allow_unpin
         downloaded unpinned; by default a build that needs one fails, saying how to pin it.
     """
     offline_bootstrap_repositories()
+    maybe(
+        http_archive,
+        name = "bazel_skylib",
+        sha256 = "66ffd9315665bfaafc96b52278f57c7e2dd09f5ede279ea6d39b2be471e7e3aa",
+        urls = ["https://github.com/bazelbuild/bazel-skylib/releases/download/1.4.2/bazel-skylib-1.4.2.tar.gz"],
+    )
     if PYTHON_REPOSITORY not in native.existing_rules():
         python_venv(
             name = PYTHON_REPOSITORY,

@@ -1,14 +1,18 @@
 """Repositories that let Debian's Bazel 4.2.3 work with no network.
 
 Bazel 4 downloads @rules_cc, @rules_java and @remote_coverage_tools as soon as
-a py_binary, py_test or sh_test is analysed. These rules provide local
-stand-ins instead, only on Debian's bootstrap build of Bazel (the one that
+a py_binary, py_test or sh_test is analysed, and the rule set's bzl_library
+targets need @bazel_skylib. These rules provide local stand-ins instead, only on Debian's bootstrap build of Bazel (the one that
 reports no version) and only for names the workspace has not declared, and
 say so in the log. Release builds of any version are left alone: they fetch
 their own versions as usual.
 """
 
-_DEBIAN_RULES_JAVA = "/usr/share/bazel/rules/java"
+# name -> (Debian package, the folder it installs the repository's files into)
+_DEBIAN_REPOSITORIES = {
+    "bazel_skylib": ("bazel-skylib", "/usr/share/bazel/tools/skylib"),
+    "rules_java": ("bazel-rules-java", "/usr/share/bazel/rules/java"),
+}
 
 def needs_offline_bootstrap(bazel_version):
     """Whether this Bazel is Debian's bootstrap Bazel, the offline Bazel 4 the stand-ins are for.
@@ -47,18 +51,22 @@ _offline_remote_coverage_tools = repository_rule(
     doc = "@remote_coverage_tools with the two targets every test rule names.",
 )
 
-def _debian_rules_java_impl(rctx):
-    source = rctx.path(_DEBIAN_RULES_JAVA)
+def _debian_repository_impl(rctx):
+    source = rctx.path(rctx.attr.folder)
     if not source.exists:
-        fail("Bazel 4 needs @rules_java, which it cannot download offline. " +
-             "Install Debian's package with `apt-get install bazel-rules-java` " +
+        fail("Bazel 4 needs @{}, which it cannot download offline. ".format(rctx.name) +
+             "Install Debian's package with `apt-get install {}` ".format(rctx.attr.package) +
              "(tools/bazel does this for you), or use Bazel 6 or later.")
     for child in source.readdir():
         rctx.symlink(child, child.basename)
 
-_debian_rules_java = repository_rule(
-    implementation = _debian_rules_java_impl,
-    doc = "@rules_java from Debian's bazel-rules-java package (" + _DEBIAN_RULES_JAVA + ").",
+_debian_repository = repository_rule(
+    implementation = _debian_repository_impl,
+    doc = "A repository whose files a Debian package installed (bazel-rules-java, bazel-skylib).",
+    attrs = {
+        "package": attr.string(mandatory = True, doc = "The Debian package."),
+        "folder": attr.string(mandatory = True, doc = "Where it installs the repository's files."),
+    },
     local = True,
 )
 
@@ -71,9 +79,10 @@ def offline_bootstrap_repositories():
     if "rules_cc" not in existing:
         _offline_rules_cc(name = "rules_cc")
         declared.append("@rules_cc")
-    if "rules_java" not in existing:
-        _debian_rules_java(name = "rules_java")
-        declared.append("@rules_java")
+    for name, (package, folder) in _DEBIAN_REPOSITORIES.items():
+        if name not in existing:
+            _debian_repository(name = name, package = package, folder = folder)
+            declared.append("@" + name)
     if "remote_coverage_tools" not in existing:
         _offline_remote_coverage_tools(name = "remote_coverage_tools")
         declared.append("@remote_coverage_tools")

@@ -1,4 +1,4 @@
-"""The benchmark behind tools/bench: measures and prints a markdown report.
+"""The benchmark behind dev/bench: measures and prints a markdown report.
 
 Every comparison is measured side by side in this one run: the cold build of
 //models:all before this rule graph (BASELINE, in a git worktree), without
@@ -154,7 +154,7 @@ def main() -> None:
     gib = 2**30
     report = "\n".join([
         f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {cores} cores, {memory:.0f} GiB, "
-        f"Python {platform.python_version()}, synthetic checkpoints, all in one `tools/bench` run.",
+        f"Python {platform.python_version()}, synthetic checkpoints, all in one `dev/bench` run.",
         "",
         "| `tools/bazel build //models:all`, cold (after `bazel clean` and `bazel shutdown`) | wall time | "
         "`bazel-bin/models` |",
