@@ -1,6 +1,7 @@
-"""Shared start-up of the command-line tools: quiet TensorFlow, clean errors."""
+"""How every command-line tool runs: absl flags, clean errors, quiet Bazel actions, persistent workers."""
 
 import atexit
+import gc
 import os
 import signal
 import subprocess
@@ -112,7 +113,11 @@ def _serve(main: Callable[[], None], script: str) -> None:
         # new code, then quit, so that the next request starts a new worker.
         if _source_stamp(script) != started:
             return (*_run_fresh(script, arguments), True)
-        return (*_run_captured(main, [script] + arguments), False)
+        exit_code, output = _run_captured(main, [script] + arguments)
+        # TensorFlow's graphs and converter leave reference cycles behind; without a full collection
+        # a converter worker grew by about the model's size per request (ssdlite: 723 -> 1204 MiB in 40).
+        gc.collect()
+        return exit_code, output, False
 
     persistent_worker.serve(handle)
 

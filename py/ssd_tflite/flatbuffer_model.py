@@ -9,7 +9,7 @@ from typing import Optional
 
 import flatbuffers
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
+from ai_edge_litert import schema_py_generated as schema  # TensorFlow-free: light tools start fast
 
 from ssd_tflite.errors import InputError
 

@@ -21,7 +21,7 @@ from typing import Optional
 import flatbuffers.flexbuffers
 import numpy as np
 import tensorflow as tf
-from tensorflow.lite.python import schema_py_generated as schema
+from ai_edge_litert import schema_py_generated as schema
 
 from ssd_tflite import export, flatbuffer_model
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS

@@ -13,7 +13,7 @@ detections or the users see:
 """
 
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
+from ai_edge_litert import schema_py_generated as schema
 
 from ssd_tflite import flatbuffer_model
 from ssd_tflite.quantization import UINT8_STEPS, nudged_zero_point
