@@ -61,14 +61,14 @@ def _python_venv_impl(rctx):
     # A remote worker has no such link; its image holds the environment at WORKER_VENVS_ROOT.
     rctx.file("python", """#!/bin/sh
 # The rules_ssd_tflite Python environment {name}, installed from {lock}.
-venv="$(dirname "$(readlink -f "$0")")/venv"
-[ -d "$venv" ] || venv="{worker_venvs}/{name}"
-if [ ! -x "$venv/bin/python3" ]; then
-  echo "rules_ssd_tflite: no Python environment {name} here. On a remote-execution worker, run the image" >&2
-  echo "built by tools/remote/Dockerfile from this {lock} ({worker_image})." >&2
-  exit 127
-fi
-exec "$venv/bin/python3" "$@"
+local="$(dirname "$(readlink -f "$0")")/venv"
+for venv in "$local" "{worker_venvs}/{name}"; do
+  [ -x "$venv/bin/python3" ] && exec "$venv/bin/python3" "$@"
+done
+echo "rules_ssd_tflite: the Python environment {name} is neither at $local nor at {worker_venvs}/{name}." >&2
+echo "Here, 'bazel sync --only=rules_ssd_tflite_python' makes it again; a remote-execution worker needs the image" >&2
+echo "that tools/remote/Dockerfile builds from this {lock} ({worker_image})." >&2
+exit 127
 """.format(
         name = name,
         lock = rctx.attr.requirements_lock.name,
