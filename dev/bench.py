@@ -3,8 +3,8 @@
 Every comparison is measured side by side in this one run: the cold build of
 //models:all before this rule graph (BASELINE, in a git worktree), without
 persistent workers and with them; bazel-bin sizes; an incremental rebuild;
-the test suite; the RSS of a worker after 20 requests; and per-model tool
-times with the uint8-vs-float gap.
+the quick test suite; the RSS of an exporter and a converter worker after 20
+requests; and each model's size with the uint8-vs-float gap.
 """
 
 import datetime
@@ -20,7 +20,6 @@ from ssd_tflite import agreement, detection, persistent_worker
 
 BASELINE = "065acca"  # the last commit with one rule for export and conversion, and no workers
 BIN = "bazel-bin"
-TF_MNEMONICS = ("SsdSyntheticCheckpoint", "SsdModelContract", "SsdExportGraph", "TocoConvert", "SsdTfliteMetadata")
 # target -> float twin for the uint8-vs-float gap
 MODELS = {
     "ssd_mobilenet_v1_quant_tflite": None,
