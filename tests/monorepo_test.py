@@ -29,6 +29,21 @@ STAND_INS = {
     "mlperf_ssd_mobilenet_v1_8bit": "mlperf_ssd_mobilenet_v1_8bit_tflite",
 }
 CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config")
+# The host's model: the classic uint8 recipe on the served SSD MobileNet v1 tarball.
+DETECT_BUILD = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
+
+ssd_tflite_graph(
+    name = "graph",
+    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
+)
+
+ssd_tflite_model(
+    name = "detect",
+    default_ranges = ["0", "255"],
+    graph = ":graph",
+    inference_type = "QUANTIZED_UINT8",
+)
+"""
 
 
 def zoo_archives() -> dict[str, tuple[str, str]]:
@@ -122,20 +137,7 @@ rules_ssd_tflite_register_toolchains()
             with open(os.path.join(workspace, "host_python", "BUILD"), "w") as out:
                 out.write(HOST_PYTHON_BUILD.format(python=HOST_PYTHON))
         with open(os.path.join(workspace, "BUILD"), "w") as out:
-            out.write(build_file or """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
-
-ssd_tflite_graph(
-    name = "graph",
-    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
-)
-
-ssd_tflite_model(
-    name = "detect",
-    default_ranges = ["0", "255"],
-    graph = ":graph",
-    inference_type = "QUANTIZED_UINT8",
-)
-""")
+            out.write(build_file or DETECT_BUILD)
         return workspace
 
     def test_monorepo_builds_every_model_from_served_tarballs(self):
@@ -161,20 +163,7 @@ ssd_tflite_model(
     @parameterized.parameters("before", "after")
     def test_host_python_toolchain_keeps_its_targets_and_ours_keep_tensorflow(self, order):
         """A host registering its own Python toolchain, before or after ours: both keep their Python."""
-        build_file = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
-
-ssd_tflite_graph(
-    name = "graph",
-    checkpoint = "@ssd_mobilenet_v1_quantized_coco//:checkpoint",
-)
-
-ssd_tflite_model(
-    name = "detect",
-    default_ranges = ["0", "255"],
-    graph = ":graph",
-    inference_type = "QUANTIZED_UINT8",
-)
-
+        build_file = DETECT_BUILD + """
 py_binary(
     name = "which_python",
     srcs = ["which_python.py"],

@@ -8,7 +8,7 @@ blaze.worker, worker_protocol.proto) are declared here from their field numbers.
 
 import os
 import sys
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -72,19 +72,16 @@ def write_delimited(stream: BinaryIO, message) -> None:
     stream.flush()
 
 
-def serve(handle: Callable[[list[str]], tuple[int, str, bool]], requests: Optional[BinaryIO] = None,
-          responses: Optional[BinaryIO] = None) -> None:
+def serve(handle: Callable[[list[str]], tuple[int, str, bool]]) -> None:
     """Answers WorkRequests until stdin closes; `handle(arguments)` returns (exit code, output, quit after).
 
     The protocol keeps the process's original stdout; file descriptor 1 then
     points at stderr (Bazel's worker log), so nothing a tool or TensorFlow
     prints can corrupt a response.
     """
-    if responses is None:
-        responses = os.fdopen(os.dup(1), "wb")
-        os.dup2(2, 1)
-    requests = requests or sys.stdin.buffer
-    while (request := read_delimited(requests, WorkRequest)) is not None:
+    responses = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    while (request := read_delimited(sys.stdin.buffer, WorkRequest)) is not None:
         exit_code, output, quit_after = handle(list(request.arguments))
         write_delimited(responses, WorkResponse(exit_code=exit_code, output=output, request_id=request.request_id))
         if quit_after:
