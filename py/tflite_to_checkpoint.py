@@ -18,7 +18,7 @@ from absl import flags, logging
 from ssd_tflite import checkpoint_files, pipeline_config, reconstruction
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tflite_file", None, "A QUANTIZED_UINT8 detect.tflite made by TOCO (or by //py:toco).")
+flags.DEFINE_string("tflite_file", None, "A QUANTIZED_UINT8 detect.tflite made by TOCO (or by //cli:toco).")
 flags.DEFINE_string("pipeline_config_path", None, "The config the model was trained with.")
 flags.DEFINE_string("output_directory", None, "Folder for model.ckpt.*, checkpoint and pipeline.config.")
 flags.mark_flags_as_required(["tflite_file", "pipeline_config_path", "output_directory"])

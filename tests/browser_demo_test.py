@@ -69,7 +69,10 @@ class BrowserDemoTest(parameterized.TestCase):
         self.tmp = self.create_tempdir().full_path
 
     def serve(self, model: str, image: str) -> str:
-        server = subprocess.Popen([testing.runfile("demo/serve"), f"--model={model}", f"--image={image}"],
+        # As `bazel run //demo:serve` would, with its args.
+        bundle = os.path.join(os.environ["TEST_SRCDIR"], "rules_ssd_tflite_mediapipe_tasks_vision", "vision_bundle.mjs")
+        server = subprocess.Popen([testing.runfile("demo/serve"), f"--mediapipe_bundle={bundle}", f"--model={model}",
+                                   f"--image={image}"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.addCleanup(server.stdout.close)
         self.addCleanup(server.wait, 10)

@@ -23,7 +23,7 @@ CONVERT_FLAGS = [
 
 
 def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([testing.runfile(f"py/{name}"), *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run([testing.runfile(f"cli/{name}"), *args], capture_output=True, text=True, timeout=600)
 
 
 class CliTest(absltest.TestCase):

@@ -48,7 +48,7 @@ REAL_MODELS = {
     "ssd_mobilenet_v2_quant_coco_coral": (
         "tests/testdata/ssd_mobilenet_v2_quantized_zoo.pipeline.config", [], V2_CONSTANTS),
 }
-# No mid-2018 TOCO file (256-level weights) is here: //py:toco makes one in that convention from the
+# No mid-2018 TOCO file (256-level weights) is here: //cli:toco makes one in that convention from the
 # embedded default, and it must round-trip too. It stores no min/max, which the reconstruction then infers.
 MID_2018_STYLE = "ssd_mobilenet_v1_quant_256_level_weights"
 REAL_MODELS[MID_2018_STYLE] = ("models/configs/ssd_mobilenet_v1_quant.pipeline.config", [], V1_CONSTANTS)

@@ -1,4 +1,4 @@
-"""Workspace set-up for rules_ssd_tflite.
+"""Workspace set-up for rules_ssd_tflite (Bazel 4 to 8; Bazel 7 and later can use MODULE.bazel instead).
 
 In a WORKSPACE file:
 
@@ -9,20 +9,18 @@ In a WORKSPACE file:
 
 load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
 load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
-load("//tools/private:demo_repositories.bzl", "demo_repositories")
 load("//tools/offline:offline_bootstrap.bzl", "offline_bootstrap_repositories")
-load("//tools/private:python_venv.bzl", "python_venv")
-load("//tools/private:zoo.bzl", "zoo_repositories")
-
-PYTHON_REPOSITORY = "rules_ssd_tflite_python"
+load("//tools/private:dependencies.bzl", "DEVELOPMENT_TOOLCHAINS", "TOOLCHAINS", "rules_ssd_tflite_repositories")
 
 def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}, allow_unpinned = []):
-    """Declares the Python environment, bazel_skylib, the model-zoo tarballs, the demo's JavaScript and, on Debian's Bazel 4, the offline stand-ins.
+    """Declares the Python environment, bazel_skylib, the model-zoo tarballs, the demo's JavaScript and the stand-ins of older Bazels.
 
-    Tarballs and packages are only downloaded when a target that needs them is built.
+    Tarballs and packages are only downloaded when a target that needs them is built. A repository
+    the workspace declared first is kept.
 
     Args:
-      zoo_mirrors: base URLs tried first for every model-zoo tarball.
+      zoo_mirrors: base URLs tried first for every model-zoo tarball (https://, file://, or http:// on
+        this machine).
       zoo_sha256: repository name -> sha256 overrides (see tools/private/zoo.bzl).
       allow_unpinned: repository names (or True: all) of tarballs without a known sha256 that may be
         downloaded unpinned; by default a build that needs one fails, saying how to pin it.
@@ -34,22 +32,19 @@ def rules_ssd_tflite_dependencies(zoo_mirrors = [], zoo_sha256 = {}, allow_unpin
         sha256 = "66ffd9315665bfaafc96b52278f57c7e2dd09f5ede279ea6d39b2be471e7e3aa",
         urls = ["https://github.com/bazelbuild/bazel-skylib/releases/download/1.4.2/bazel-skylib-1.4.2.tar.gz"],
     )
-    if PYTHON_REPOSITORY not in native.existing_rules():
-        python_venv(
-            name = PYTHON_REPOSITORY,
-            requirements_lock = Label("//:requirements_lock.txt"),
-        )
-    zoo_repositories(mirrors = zoo_mirrors, sha256 = zoo_sha256, allow_unpinned = allow_unpinned)
-    demo_repositories()
+    for repository in rules_ssd_tflite_repositories(zoo_mirrors, zoo_sha256, allow_unpinned):
+        maybe(repository.rule, name = repository.name, **repository.attrs)
 
+# buildifier: disable=unnamed-macro
 def rules_ssd_tflite_register_toolchains():
     """Registers the locked virtualenv as the Python of this rule set's actions.
 
     Only for the rule set's own toolchain type: the workspace's py_binary and
     py_test targets keep whatever Python toolchain it registers.
     """
-    native.register_toolchains("@{}//:toolchain".format(PYTHON_REPOSITORY))
+    native.register_toolchains(*TOOLCHAINS)
 
+# buildifier: disable=unnamed-macro
 def rules_ssd_tflite_register_development_toolchains():
     """Also makes the virtualenv the workspace's Python toolchain: for rules_ssd_tflite's own tests and CLIs."""
-    native.register_toolchains("@{}//:py_toolchain".format(PYTHON_REPOSITORY))
+    native.register_toolchains(*DEVELOPMENT_TOOLCHAINS)

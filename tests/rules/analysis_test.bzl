@@ -31,12 +31,14 @@ def _model_test_impl(ctx):
     argv = convert.argv
     if ctx.attr.converter_path_contains not in " ".join(argv):
         errors.append("converter command line lacks {}: {}".format(ctx.attr.converter_path_contains, argv))
+
     # Every flag is known at analysis (argv includes what goes to a params file).
     for flag in ctx.attr.converter_flags:
         if flag not in argv:
             errors.append("converter command line lacks {}: {}".format(flag, argv))
     if info.graph not in convert.inputs.to_list():
         errors.append("TocoConvert does not read the graph " + info.graph.short_path)
+
     # With embedded metadata (the default) the converter's output goes through the metadata action.
     final = actions.get("SsdTfliteMetadata") or convert
     if info.tflite not in final.outputs.to_list():

@@ -1,11 +1,18 @@
-"""Repositories that let Debian's Bazel 4.2.3 work with no network.
+"""Repositories that let Debian's Bazel 4.2.3, and other Bazels before 7, build this workspace.
 
 Bazel 4 downloads @rules_cc, @rules_java and @remote_coverage_tools as soon as
 a py_binary, py_test or sh_test is analysed, and the rule set's bzl_library
-targets need @bazel_skylib. These rules provide local stand-ins instead, only on Debian's bootstrap build of Bazel (the one that
-reports no version) and only for names the workspace has not declared, and
-say so in the log. Release builds of any version are left alone: they fetch
-their own versions as usual.
+targets need @bazel_skylib. Local stand-ins replace them only on Debian's
+bootstrap build of Bazel (the one that reports no version); release builds
+fetch their own versions as usual.
+
+The BUILD files load py_* rules from @rules_python and sh_binary from
+@rules_shell, as Bazel 9 requires. Bazels before 7 have those rules built in
+(current rules_python and rules_shell do not support them), so there
+@rules_python and @rules_shell are stand-ins that re-export the built-in rules.
+
+Every stand-in is declared only for names the workspace has not declared
+(declare your own first to use it), and the log says which.
 """
 
 # name -> (Debian package, the folder it installs the repository's files into)
@@ -25,6 +32,18 @@ def needs_offline_bootstrap(bazel_version):
     """
     return bazel_version in ("", "no_version")
 
+def has_builtin_rules_only(bazel_version):
+    """Whether this Bazel predates rules_python and rules_shell support: a bootstrap build or before 7.
+
+    Args:
+      bazel_version: `native.bazel_version`.
+
+    Returns:
+      True for Bazel builds without a version and releases before 7.
+    """
+    major = bazel_version.split(".")[0]
+    return needs_offline_bootstrap(bazel_version) or (major.isdigit() and int(major) < 7)
+
 def _offline_rules_cc_impl(rctx):
     rctx.file("WORKSPACE", 'workspace(name = "rules_cc")\n')
     rctx.file("BUILD", "")
@@ -36,6 +55,25 @@ _offline_rules_cc = repository_rule(
     attrs = {"_defs": attr.label(default = "//tools/offline:rules_cc.defs.bzl")},
     doc = "@rules_cc whose cc/defs.bzl re-exports Bazel 4's native C++ rules.",
 )
+
+def _builtin_rules_impl(rctx):
+    rctx.file("WORKSPACE", 'workspace(name = "{}")\n'.format(rctx.name))
+    rctx.file("BUILD", "")
+    for source, path in rctx.attr.files.items():
+        rctx.symlink(source, path)
+    for folder in {path.rsplit("/", 1)[0]: None for path in rctx.attr.files.values()}:
+        rctx.file(folder + "/BUILD", "")
+
+_builtin_rules = repository_rule(
+    implementation = _builtin_rules_impl,
+    attrs = {"files": attr.label_keyed_string_dict(mandatory = True, allow_files = [".bzl"], doc = ".bzl file that re-exports built-in rules -> its path in the repository")},
+    doc = "A stand-in for @rules_python or @rules_shell: .bzl files that re-export Bazel's built-in rules.",
+)
+
+_BUILTIN_RULE_REPOSITORIES = {
+    "rules_python": {"//tools/offline:rules_python.defs.bzl": "python/defs.bzl"},
+    "rules_shell": {"//tools/offline:rules_shell.sh_binary.bzl": "shell/sh_binary.bzl"},
+}
 
 def _offline_remote_coverage_tools_impl(rctx):
     rctx.file("WORKSPACE", 'workspace(name = "remote_coverage_tools")\n')
@@ -71,11 +109,17 @@ _debian_repository = repository_rule(
 )
 
 def offline_bootstrap_repositories():
-    """Declares the Bazel 4 stand-ins unless the workspace already has them."""
-    if not needs_offline_bootstrap(native.bazel_version):
-        return
+    """Declares the stand-ins this Bazel needs, unless the workspace already has them."""
     existing = native.existing_rules()
     declared = []
+    if has_builtin_rules_only(native.bazel_version):
+        for name, files in _BUILTIN_RULE_REPOSITORIES.items():
+            if name not in existing:
+                _builtin_rules(name = name, files = files)
+                declared.append("@" + name)
+    if not needs_offline_bootstrap(native.bazel_version):
+        _report(declared, "Bazel {} has Python and shell rules built in: @rules_python and @rules_shell re-export them".format(native.bazel_version))
+        return
     if "rules_cc" not in existing:
         _offline_rules_cc(name = "rules_cc")
         declared.append("@rules_cc")
@@ -86,8 +130,9 @@ def offline_bootstrap_repositories():
     if "remote_coverage_tools" not in existing:
         _offline_remote_coverage_tools(name = "remote_coverage_tools")
         declared.append("@remote_coverage_tools")
+    _report(declared, "Debian's bootstrap Bazel (no version) cannot download them")
+
+def _report(declared, why):
     if declared:
         # buildifier: disable=print
-        print("rules_ssd_tflite: Debian's bootstrap Bazel (no version) cannot download {}; using local stand-ins.".format(
-            ", ".join(declared),
-        ))
+        print("rules_ssd_tflite: {}; using local stand-ins for {}.".format(why, ", ".join(declared)))

@@ -1,6 +1,6 @@
 """Running tools in actions: our Python tools (as persistent workers) or a plugged executable."""
 
-load(":python_toolchain.bzl", "SsdPythonToolInfo", "python_tool_command")
+load("//tools:python_toolchain.bzl", "SsdPythonToolInfo", "python_tool_command")
 
 def run_tool(ctx, tool, args, inputs, outputs, mnemonic, progress_message):
     """Runs `tool` with `args` in one ctx.actions.run, so that `bazel aquery` shows every flag.

@@ -1,8 +1,8 @@
 """Rules that provide SsdCheckpointInfo: from checkpoint files, or synthesized."""
 
+load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "run_tool")
 load(":providers.bzl", "SsdCheckpointInfo")
-load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
 def _ssd_checkpoint_impl(ctx):
     if not ctx.file.index.basename.endswith(".index"):

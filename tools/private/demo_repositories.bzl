@@ -16,6 +16,8 @@ _SHA256 = "84597a25e13d123b5f4cbe768bb72e97a2c28c7a465f0ace287d8cbe5246bff0"
 # npm integrity: sha512-HOvadwVRE6JC+45nyYhmnywnr5h/J8KZvOeUNVOG9q/0875pZgItznFB9bRTvLc264YSJqiZ1NsIpCStJw/egg==
 
 _BUILD = """\
+exports_files(["vision_bundle.mjs"])
+
 filegroup(
     name = "files",
     srcs = ["vision_bundle.mjs"] + glob(["wasm/*"]),
@@ -24,13 +26,14 @@ filegroup(
 """
 
 def demo_repositories():
-    """Declares the demo's npm package; fetched only when //demo:serve is built."""
-    if MEDIAPIPE_TASKS_VISION_REPOSITORY in native.existing_rules():
-        return
-    http_archive(
-        name = MEDIAPIPE_TASKS_VISION_REPOSITORY,
-        urls = ["https://registry.npmjs.org/@mediapipe/tasks-vision/-/tasks-vision-{}.tgz".format(_VERSION)],
-        sha256 = _SHA256,
-        strip_prefix = "package",
-        build_file_content = _BUILD,
-    )
+    """The demo's npm package, fetched only when //demo:serve is built.
+
+    Returns:
+      list of struct(rule, name, attrs), as zoo_repositories.
+    """
+    return [struct(rule = http_archive, name = MEDIAPIPE_TASKS_VISION_REPOSITORY, attrs = {
+        "build_file_content": _BUILD,
+        "sha256": _SHA256,
+        "strip_prefix": "package",
+        "urls": ["https://registry.npmjs.org/@mediapipe/tasks-vision/-/tasks-vision-{}.tgz".format(_VERSION)],
+    })]

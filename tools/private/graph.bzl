@@ -1,9 +1,9 @@
 """The ssd_tflite_graph rule: checkpoint -> frozen TFLite-ready graph (export_tflite_ssd_graph)."""
 
+load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "run_tool")
 load(":constants.bzl", "GRAPH_BASENAME", "POSTPROCESSING_DEFAULTS")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteGraphInfo", "checkpoint_prefix")
-load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":release_settings.bzl", "SyntheticCheckpointsInfo")
 
 def _postprocessing_flags(attr):

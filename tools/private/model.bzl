@@ -1,9 +1,9 @@
 """The ssd_tflite_model rule: frozen graph -> .tflite (TOCO's flags), with contract and metadata."""
 
+load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "run_tool")
 load(":constants.bzl", "INPUT_ARRAY", "OUTPUT_ARRAYS")
 load(":providers.bzl", "SsdTfliteGraphInfo", "SsdTfliteModelInfo")
-load(":python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 
 def _bool(value):
     return "true" if value else "false"
@@ -46,6 +46,7 @@ def _contract_action(ctx, graph, metadata, labels):
 def _convert_action(ctx, graph, tflite):
     inference_type = _inference_type(ctx, graph)
     args = ctx.actions.args()
+
     # TOCO's flags take `--flag=value` only.
     args.add(graph.graph, format = "--input_file=%s")
     args.add(tflite, format = "--output_file=%s")
@@ -132,8 +133,10 @@ def _validate_attributes(ctx, graph):
             fail(("{} is calibrated (calibration_images): its ranges are measured, so default_ranges would " +
                   "be unused. Drop default_ranges.").format(ctx.attr.graph.label), attr = "default_ranges")
     if ctx.attr.ignore_weights_narrow_range and _inference_type(ctx, graph) == "FLOAT":
-        fail("ignore_weights_narrow_range changes how weights are quantized: it needs a QUANTIZED_UINT8 build",
-             attr = "ignore_weights_narrow_range")
+        fail(
+            "ignore_weights_narrow_range changes how weights are quantized: it needs a QUANTIZED_UINT8 build",
+            attr = "ignore_weights_narrow_range",
+        )
 
 def _ssd_tflite_model_impl(ctx):
     graph = ctx.attr.graph[SsdTfliteGraphInfo]

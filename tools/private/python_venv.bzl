@@ -12,6 +12,7 @@ machine and clone with that environment.
 load(":constants.bzl", "VENV_COMPLETE_MARKER", "WORKER_IMAGE_PREFIX", "WORKER_VENVS_ROOT")
 
 _CACHE_ENV = "RULES_SSD_TFLITE_VENV_CACHE"
+
 # numpy 2.4 and Pillow 12 in the lock need Python 3.11 or later.
 _SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
 
@@ -54,7 +55,8 @@ def _python_venv_impl(rctx):
         rctx.report_progress("Creating the Python virtualenv {}/{} from {} (pip, one time)".format(root, name, rctx.attr.requirements_lock))
     venv = _run(rctx, [python, installer, "install", str(lock), root], "Installing " + str(lock), timeout = 3600, quiet = False)
     rctx.symlink(venv, "venv")
-    rctx.file("BUILD.bazel", _BUILD.format(worker_image = WORKER_IMAGE_PREFIX + name))
+    rctx.file("BUILD.bazel", _BUILD.format(worker_image = WORKER_IMAGE_PREFIX + name, host_platform = _host_platform()))
+    rctx.file("development/BUILD.bazel", _DEVELOPMENT_BUILD)
 
     # The interpreter is found next to this file's real location, so its content (an action input)
     # names the environment, not where this machine keeps it: clones and machines share action keys.
@@ -77,8 +79,7 @@ exit 127
     ), executable = True)
 
 _BUILD = """\
-load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
-load("@rules_ssd_tflite//tools/private:python_toolchain.bzl", "ssd_python_toolchain")
+load("@rules_ssd_tflite//tools:python_toolchain.bzl", "ssd_python_toolchain")
 
 package(default_visibility = ["//visibility:public"])
 
@@ -94,11 +95,29 @@ toolchain(
     toolchain_type = "@rules_ssd_tflite//tools:python_toolchain_type",
 )
 
-# A Python toolchain for py_binary/py_test, registered by rules_ssd_tflite's own WORKSPACE only
+# Remote execution (--config=remote_exec): actions run in the worker image that holds this
+# environment (tools/remote/Dockerfile). Derive a platform from this one to name your registry's copy.
+platform(
+    name = "remote_platform",
+    exec_properties = {{
+        "OSFamily": "linux",
+        "container-image": "{worker_image}",
+    }},
+    parents = ["{host_platform}"],
+)
+
+exports_files(["python"])
+"""
+
+# Only rules_ssd_tflite's own tests and CLIs use this package, so only they need rules_python.
+_DEVELOPMENT_BUILD = """\
+load("@rules_python//python:defs.bzl", "py_runtime", "py_runtime_pair")
+
+# A Python toolchain for py_binary/py_test, registered by rules_ssd_tflite's own workspace only
 # (its tests and CLIs); a host workspace keeps its own.
 py_runtime(
     name = "py3_runtime",
-    interpreter = ":python",
+    interpreter = "//:python",
     python_version = "PY3",
     # The launcher stub only finds and starts the interpreter; any python3 on PATH will do.
     stub_shebang = "#!/usr/bin/env python3",
@@ -114,20 +133,12 @@ toolchain(
     toolchain = ":runtime_pair",
     toolchain_type = "@bazel_tools//tools/python:toolchain_type",
 )
-
-# Remote execution (--config=remote_exec): actions run in the worker image that holds this
-# environment; see tools/remote/README.md. Derive a platform from this one to name your registry's copy.
-platform(
-    name = "remote_platform",
-    exec_properties = {{
-        "OSFamily": "linux",
-        "container-image": "{worker_image}",
-    }},
-    parents = ["@local_config_platform//:host"],
-)
-
-exports_files(["python"])
 """
+
+def _host_platform():
+    # Bazel 7 made @local_config_platform//:host an alias of @platforms//host, which older Bazels lack.
+    major = native.bazel_version.split(".")[0]
+    return "@platforms//host" if major.isdigit() and int(major) >= 7 else "@local_config_platform//:host"
 
 python_venv = repository_rule(
     implementation = _python_venv_impl,

@@ -61,7 +61,7 @@ exports_files(glob(["**"], exclude = ["checkpoint"]))
 
 def _unpinned_tarball_impl(rctx):
     fail(("{name}: no public record gives the sha256 of {archive}, so it is not downloaded unpinned. " +
-          "Pin the tarball you trust with rules_ssd_tflite_dependencies(zoo_sha256 = {{\"{name}\": \"<sha256>\"}}) " +
+          "Pin the tarball you trust with zoo_sha256 = {{\"{name}\": \"<sha256>\"}} " +
           "(`sha256sum {archive}`), or accept any bytes with allow_unpinned = [\"{name}\"].").format(
         name = rctx.attr.name,
         archive = rctx.attr.archive,
@@ -73,29 +73,92 @@ _unpinned_tarball = repository_rule(
     attrs = {"archive": attr.string(mandatory = True)},
 )
 
+# What every model-zoo tarball holds in its folder, checked when there is no sha256 to check.
+_CHECKPOINT_FILES = ["pipeline.config", "model.ckpt.index"]
+
+def _allowed_unpinned_tarball_impl(rctx):
+    downloaded = rctx.download_and_extract(url = rctx.attr.urls, stripPrefix = rctx.attr.strip_prefix)
+    missing = [name for name in _CHECKPOINT_FILES if not rctx.path(name).exists]
+    if missing:
+        fail("{}: the tarball from {} (sha256 {}) has no {} in {}/: not a model-zoo checkpoint.".format(
+            rctx.attr.name,
+            rctx.attr.urls[0],
+            downloaded.sha256,
+            " or ".join(missing),
+            rctx.attr.strip_prefix,
+        ))
+
+    # buildifier: disable=print
+    print(("{name}: downloaded unpinned (allow_unpinned), sha256 {sha256}. If you trust these bytes, pin them " +
+           "with zoo_sha256 = {{\"{name}\": \"{sha256}\"}}: Bazel then checks them and keeps them in its repository cache.").format(
+        name = rctx.attr.name,
+        sha256 = downloaded.sha256,
+    ))
+    rctx.file("BUILD.bazel", _CHECKPOINT_BUILD)
+    return {"name": rctx.attr.name, "sha256": downloaded.sha256, "strip_prefix": rctx.attr.strip_prefix, "urls": rctx.attr.urls}
+
+_allowed_unpinned_tarball = repository_rule(
+    implementation = _allowed_unpinned_tarball_impl,
+    doc = "A model-zoo tarball downloaded without a pin (allow_unpinned): checked to hold a checkpoint, its sha256 printed.",
+    attrs = {
+        "strip_prefix": attr.string(mandatory = True, doc = "The folder inside the tarball."),
+        "urls": attr.string_list(mandatory = True, doc = "Where to download it, tried in order."),
+    },
+)
+
+def _mirror_error(mirror):
+    """Why `mirror` may not serve tarballs, or None: https, file, or plain http to this machine only."""
+    if mirror.startswith(("https://", "file://")):
+        return None
+    if mirror.startswith("http://"):
+        host = mirror[len("http://"):].split("/")[0]
+        if "@" not in host and (host == "[::1]" or host.startswith("[::1]:") or host.split(":")[0] in ("127.0.0.1", "localhost")):
+            return None
+    return "zoo_mirrors: {} is neither https:// nor file:// nor http:// on this machine (127.0.0.1, localhost, [::1]): ".format(mirror) + \
+           "an unpinned tarball from it could be swapped in transit."
+
 def zoo_repositories(mirrors = [], sha256 = {}, allow_unpinned = []):
-    """Declares one http_archive per model-zoo tarball.
+    """One repository per model-zoo tarball.
 
     Args:
       mirrors: base URLs tried before the public ones; `<mirror>/<archive file>`
-        must serve the same tarball (an internal artifact store, say).
+        must serve the same tarball (an internal artifact store, say). https://
+        or file://; plain http:// only on this machine (a test server).
       sha256: repository name -> sha256, to pin what has no public pin here,
         or to use other tarballs under the same names.
       allow_unpinned: repository names to download without a sha256 when
-        none is known (Bazel then prints the sha256 it saw); True for all.
-        Others without a pin fail with instructions when a build needs them.
+        none is known (the sha256 seen is then printed, and the tarball checked
+        to hold a checkpoint); True for all. Others without a pin fail with
+        instructions when a build needs them.
+
+    Returns:
+      list of struct(rule, name, attrs): the repository rule to call for each name, with its attributes.
     """
+    errors = [error for error in [_mirror_error(mirror) for mirror in mirrors] if error]
+    unknown = [name for name in sha256.keys() + ([] if allow_unpinned == True else allow_unpinned) if name not in ZOO_ARCHIVES]
+    if unknown:
+        errors.append("zoo_sha256 / allow_unpinned name no model-zoo tarball: {} (known: {}).".format(
+            ", ".join(sorted(unknown)),
+            ", ".join(sorted(ZOO_ARCHIVES.keys())),
+        ))
+    if errors:
+        fail("rules_ssd_tflite:\n  " + "\n  ".join(errors))
+    repositories = []
     for name, (archive, folder, urls, digest) in ZOO_ARCHIVES.items():
-        if native.existing_rule(name):
-            continue
+        all_urls = [mirror.rstrip("/") + "/" + archive for mirror in mirrors] + urls
         pin = sha256.get(name, digest)
-        if not pin and not (allow_unpinned == True or name in allow_unpinned):
-            _unpinned_tarball(name = name, archive = archive)
-            continue
-        http_archive(
-            name = name,
-            urls = [mirror.rstrip("/") + "/" + archive for mirror in mirrors] + urls,
-            sha256 = pin,
-            strip_prefix = folder,
-            build_file_content = _CHECKPOINT_BUILD,
-        )
+        if pin:
+            repositories.append(struct(rule = http_archive, name = name, attrs = {
+                "build_file_content": _CHECKPOINT_BUILD,
+                "sha256": pin,
+                "strip_prefix": folder,
+                "urls": all_urls,
+            }))
+        elif allow_unpinned == True or name in allow_unpinned:
+            repositories.append(struct(rule = _allowed_unpinned_tarball, name = name, attrs = {
+                "strip_prefix": folder,
+                "urls": all_urls,
+            }))
+        else:
+            repositories.append(struct(rule = _unpinned_tarball, name = name, attrs = {"archive": archive}))
+    return repositories
