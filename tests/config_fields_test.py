@@ -4,9 +4,19 @@ Each field gets a case: an honoured field's new value must reach the model
 spec the graph is built from; a refused value must end in a ConfigError that
 names the field and the value. `test_every_schema_field_has_a_case` walks
 the schema, so a field added without a case fails.
+
+Each numeric field also gets range cases, from the schema's descriptors:
+non-finite, negative, huge and just-outside values (from its entry in
+`pipeline_schema.RANGES`) must be refused naming the field, and its edges
+must pass the range check. A numeric field without a range fails.
 """
 
+import math
+import re
+
+import numpy as np
 from absl.testing import absltest, parameterized
+from google.protobuf.descriptor import FieldDescriptor
 
 import testing
 from ssd_tflite import pipeline_config, pipeline_schema
@@ -136,7 +146,6 @@ REFUSED = {
     "model.faster_rcnn": _alternative("model", "faster_rcnn"),
     "model.center_net": _alternative("model", "center_net"),
     "model.experimental_model": _alternative("model", "experimental_model"),
-    "model.ssd.num_classes": (MOBILENET, "model { ssd { num_classes: 0 } }", "model.ssd.num_classes", "0"),
     "model.ssd.add_background_class": (MOBILENET, "model { ssd { add_background_class: false } }",
                                        "model.ssd.add_background_class", "False"),
     "model.ssd.feature_extractor.type": (MOBILENET, "model { ssd { feature_extractor { type: 'ssd_inception_v2' } } }",
@@ -206,6 +215,9 @@ for setting in ("share_prediction_tower", "use_depthwise"):
     REFUSED[f"model.ssd.box_predictor.weight_shared_convolutional_box_predictor.{setting}"] = (
         RESNET, f"model {{ ssd {{ box_predictor {{ weight_shared_convolutional_box_predictor {{ {setting}: true }} }} }} }}",
         "model.ssd.box_predictor.weight_shared_convolutional_box_predictor", "'share_prediction_tower/use_depthwise'")
+REFUSED["model.ssd.box_predictor.weight_shared_convolutional_box_predictor.depth"] = (
+    RESNET, "model { ssd { box_predictor { weight_shared_convolutional_box_predictor { depth: 0 } } } }",
+    "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.depth", "0")
 for setting in ("height_stride", "width_stride", "height_offset", "width_offset"):
     field = f"model.ssd.anchor_generator.ssd_anchor_generator.{setting}"
     REFUSED[field] = (MOBILENET, f"model {{ ssd {{ anchor_generator {{ ssd_anchor_generator {{ {setting}: 16 }} }} }} }}",
@@ -237,6 +249,86 @@ def schema_fields(message=None, prefix: str = "") -> set[str]:
     return paths
 
 
+INT32_MAX = 2 ** 31 - 1
+
+
+NUMERIC = testing.numeric_fields()
+
+
+def range_key(field: FieldDescriptor) -> str:
+    return f"{field.containing_type.name}.{field.name}"
+
+
+def is_integer(path: str) -> bool:
+    return NUMERIC[path].cpp_type not in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE)
+
+
+def numeric_base(path: str) -> str:
+    """A config in which the field is read: ResNet FPN for its own blocks, the quantized MobileNet otherwise."""
+    return RESNET if any(part in path for part in ("fpn", "multiscale", "weight_shared")) else MOBILENET
+
+
+def override(path: str, settings: str) -> str:
+    """Text that sets `settings` ("leaf: value ...") in the message holding the field at `path`."""
+    parents = path.split(".")[:-1]
+    return "".join(f"{parent} {{ " for parent in parents) + settings + " }" * len(parents)
+
+
+def _float32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _next_float32(value: float, direction: float) -> float:
+    return float(np.nextafter(np.float32(value), np.float32(direction)))
+
+
+def _outside(value_range: pipeline_schema.Range, value: float) -> bool:
+    if value_range.zero_disables and value == 0:
+        return False
+    return (value < value_range.low or (value == value_range.low and value_range.low_excluded)
+            or (value_range.high is not None and value > value_range.high))
+
+
+def refused_values(path: str) -> list[str]:
+    """Values the field must refuse: not finite, negative, huge, and just outside its range."""
+    value_range = pipeline_schema.RANGES[range_key(NUMERIC[path])]
+    values = ["nan", "inf", "-inf", "-1", str(10 ** 18)]
+    candidates = ["0", "1e+30", str(INT32_MAX)]
+    if is_integer(path):
+        values += [str(value_range.low - 1)] + ([str(value_range.high + 1)] if value_range.high is not None else [])
+    else:
+        low = _float32(value_range.low)
+        values.append(repr(low if value_range.low_excluded else _next_float32(low, -math.inf)))
+        values.append(repr(_next_float32(value_range.high, math.inf)))
+    values += [value for value in candidates if _outside(value_range, float(value))]
+    return list(dict.fromkeys(value for value in values if value != "0" or not value_range.zero_disables))
+
+
+def valid_edges(path: str) -> list[str]:
+    """The ends of the field's range (the lower one only for a field that must not exceed another)."""
+    value_range = pipeline_schema.RANGES[range_key(NUMERIC[path])]
+    if is_integer(path):
+        edges = [value_range.low, INT32_MAX if value_range.high is None else value_range.high]
+    else:
+        low = _float32(value_range.low)
+        edges = [_next_float32(low, math.inf) if value_range.low_excluded else low, _float32(value_range.high)]
+    edges = edges[:1] if value_range.not_above else edges
+    return [repr(edge) for edge in edges] + (["0"] if value_range.zero_disables else [])
+
+
+def is_int32(text: str) -> bool:
+    return re.fullmatch(r"-?\d+", text) is not None and -2 ** 31 <= int(text) <= INT32_MAX
+
+
+def parse_numeric(path: str, settings: str):
+    return pipeline_config.parse(base_text(numeric_base(path)), "pipeline.config", override(path, settings))
+
+
+def range_error(path: str, message: str):
+    """The "<path> = <value>: must ..." line of a range error, as a regex match."""
+    return re.search(re.escape(path) + r"(?:\[\d+\])? = (\S+): must", message)
+
+
 class ConfigFieldsTest(parameterized.TestCase):
 
     @parameterized.parameters(*HONOURED)
@@ -251,6 +343,64 @@ class ConfigFieldsTest(parameterized.TestCase):
         with self.assertRaises(ConfigError) as raised:
             pipeline_config.parse(base_text(base), "pipeline.config", override)
         self.assertIn(f"{named}: {value}", str(raised.exception))
+
+    def test_every_numeric_field_has_a_range(self):
+        keys = {range_key(field) for field in NUMERIC.values()}
+        self.assertEqual(sorted(keys - set(pipeline_schema.RANGES)), [], "numeric fields without a range")
+        self.assertEqual(sorted(set(pipeline_schema.RANGES) - keys), [], "ranges of no numeric field")
+
+    def test_schema_defaults_are_in_range(self):
+        for path, field in NUMERIC.items():
+            if field.has_default_value:
+                self.assertFalse(_outside(pipeline_schema.RANGES[range_key(field)], field.default_value), path)
+
+    @parameterized.parameters(*NUMERIC)
+    def test_value_out_of_range_is_refused_naming_the_field(self, field):
+        leaf = field.rsplit(".", 1)[-1]
+        for value in refused_values(field):
+            with self.assertRaises(ConfigError, msg=f"{field}: {value}") as raised:
+                parse_numeric(field, f"{leaf}: {value}")
+            message = str(raised.exception)
+            if is_integer(field) and not is_int32(value):  # refused as the text is parsed
+                self.assertIn(f"{leaf}: {value}", message)
+                continue
+            match = range_error(field, message)
+            self.assertIsNotNone(match, (value, message))
+            shown, expected = float(match.group(1)), _float32(float(value))
+            self.assertTrue(math.isnan(shown) if math.isnan(expected)
+                            else math.isclose(shown, expected, rel_tol=1e-6), (value, message))
+
+    @parameterized.parameters(*NUMERIC)
+    def test_edges_of_the_range_pass(self, field):
+        leaf = field.rsplit(".", 1)[-1]
+        for value in valid_edges(field):
+            try:
+                parse_numeric(field, f"{leaf}: {value}")
+            except ConfigError as error:  # refused for another reason (a support rule), not for its range
+                self.assertIsNone(range_error(field, str(error)), (value, str(error)))
+
+    @parameterized.parameters(*[path for path, field in NUMERIC.items()
+                                if pipeline_schema.RANGES[range_key(field)].not_above])
+    def test_ordered_pair_out_of_order_is_refused(self, field):
+        value_range = pipeline_schema.RANGES[range_key(NUMERIC[field])]
+        parent, leaf = field.rsplit(".", 1)
+        partner = value_range.not_above
+        settings = f"{leaf}: {value_range.high} {partner}: {valid_edges(f'{parent}.{partner}')[0]}"
+        with self.assertRaises(ConfigError) as raised:
+            parse_numeric(field, settings)
+        self.assertRegex(str(raised.exception), re.escape(field) + r" = \S+: must not exceed " + partner)
+
+    def test_all_violations_are_reported_at_once(self):
+        with self.assertRaises(ConfigError) as raised:
+            pipeline_config.parse(base_text(SSDLITE), "pipeline.config",
+                                  "model { ssd { image_resizer { fixed_shape_resizer { height: 0 width: -300 } } "
+                                  "anchor_generator { ssd_anchor_generator { min_scale: -0.2 aspect_ratios: -2.0 } } "
+                                  "box_coder { faster_rcnn_box_coder { y_scale: 0.0 } } } }")
+        message = str(raised.exception)
+        self.assertIn("pipeline.config: 5 values are out of range:", message)
+        for named in ("fixed_shape_resizer.height = 0", "fixed_shape_resizer.width = -300", "min_scale = -0.2",
+                      "aspect_ratios[5] = -2", "y_scale = 0"):
+            self.assertIn(named, message)
 
     def test_every_schema_field_has_a_case(self):
         cased = set(HONOURED) | set(REFUSED) | set(pipeline_config.NOT_IN_THE_GRAPH)

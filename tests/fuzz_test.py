@@ -7,6 +7,9 @@ traceback. Inputs, mutated by hypothesis:
   - pipeline.config text: numbers changed, lines removed or repeated, enum
     values and identifiers replaced, garbage inserted; parsed, and exported
     against a real checkpoint (then the output folder is empty or complete);
+  - every numeric field of the config schema (found from its descriptors) set
+    to edge values (0, -1, nan, +-inf, 1e30, tiny positives, huge integers):
+    each field at each edge, then drawn combinations; parsed, and exported;
   - checkpoints: index or data truncated, bytes flipped, a variable stored
     with another dtype or shape;
   - images for `detect` and calibration: truncated, garbage, other modes,
@@ -34,7 +37,7 @@ from PIL import Image
 import testing
 from ssd_tflite import checkpoint_files, detection, export, pipeline_config
 from ssd_tflite.checkpoint import CheckpointSource
-from ssd_tflite.errors import UserError
+from ssd_tflite.errors import ConfigError, UserError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -42,6 +45,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 # Exports build a whole graph: fewer of them.
 EXPORT_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 10, 5))
 CONFIG = "ssdlite_mobilenet_v2_zoo.pipeline.config"
+RESNET_CONFIG = "ssd_resnet50_v1_fpn_finetune_11class.pipeline.config"
 CHECKPOINT = "models/ssdlite_mobilenet_v2_coco_synthetic/model.ckpt"
 MODEL = "models/ssd_mobilenet_v1_quant_tflite.tflite"
 PHOTO = "chelsea.png"
@@ -91,6 +95,48 @@ def mutated_config(draw) -> str:
     return "\n".join(lines)
 
 
+NUMERIC_FIELDS = list(testing.numeric_fields())
+# The blocks only one base config reads: the ResNet FPN's, or SSDLite's (whose checkpoint the export has).
+_BLOCKS_OF = {RESNET_CONFIG: {"fpn", "multiscale_anchor_generator", "weight_shared_convolutional_box_predictor"},
+              CONFIG: {"ssd_anchor_generator", "convolutional_box_predictor"}}
+
+
+def _fields_read(base: str) -> list[str]:
+    others = set().union(*(blocks for other, blocks in _BLOCKS_OF.items() if other != base))
+    return [path for path in NUMERIC_FIELDS if not others & set(path.split("."))]
+
+
+FIELDS_READ = {base: _fields_read(base) for base in _BLOCKS_OF}
+NUMERIC_EDGES = ("0", "-0.0", "-1", "nan", "inf", "-inf", "1e30", "-1e30", "1e-45", "1e-30", "1e-7",
+                 str(2 ** 31 - 1), str(-2 ** 31), str(2 ** 31), str(10 ** 18))
+NOT_FINITE = ("nan", "inf", "-inf")
+ORDINARY = ("0.5", "1", "3", "300")  # in range for many fields, so that drawn configs also pass and export
+
+
+def numeric_override(settings: list[tuple[str, str]]) -> str:
+    """Text (as for --config_override) setting each field path to its value."""
+    lines = []
+    for path, value in settings:
+        *parents, leaf = path.split(".")
+        lines.append("".join(f"{parent} {{ " for parent in parents) + f"{leaf}: {value}" + " }" * len(parents))
+    return "\n".join(lines)
+
+
+def numeric_settings(base: str, values: st.SearchStrategy = st.sampled_from(NUMERIC_EDGES + ORDINARY)
+                     ) -> st.SearchStrategy:
+    """1 to 3 numeric fields the base config reads, each set to a drawn value."""
+    return st.lists(st.tuples(st.sampled_from(FIELDS_READ[base]), values), min_size=1, max_size=3)
+
+
+@st.composite
+def numeric_config(draw) -> tuple[str, str]:
+    """(base config, override) with edge values, integers or floats of any size in a few numeric fields."""
+    base = draw(st.sampled_from(sorted(FIELDS_READ)))
+    values = st.one_of(st.sampled_from(NUMERIC_EDGES + ORDINARY), st.integers(-2 ** 40, 2 ** 40).map(str),
+                       st.floats(allow_nan=True, allow_infinity=True).map(repr))
+    return base, numeric_override(draw(numeric_settings(base, values)))
+
+
 def claiming_size(width: int, height: int) -> bytes:
     """A 1x1 PNG whose IHDR says width x height (with a valid checksum)."""
     buffer = io.BytesIO()
@@ -124,6 +170,36 @@ class FuzzTest(absltest.TestCase):
         output = os.path.join(work, "out")
         result = outcome("export", lambda: export.export_tflite_graph(
             config, testing.runfile(CHECKPOINT), output, write_pbtxt=False))
+        written = sorted(os.listdir(output)) if os.path.exists(output) else []
+        self.assertIn(written, ([], [] if isinstance(result, UserError) else [export.GRAPH_FILE]))
+        shutil.rmtree(work)
+
+    def test_every_numeric_field_at_every_edge(self):
+        for base, fields in sorted(FIELDS_READ.items()):
+            text = read(testing.testdata(base)).decode()
+            for path in fields:
+                for value in NUMERIC_EDGES:
+                    result = outcome("config_numeric sweep", lambda: pipeline_config.parse(
+                        text, base, numeric_override([(path, value)])))
+                    if value in NOT_FINITE:
+                        self.assertIsInstance(result, ConfigError, (path, value))
+                        self.assertIn(path.rsplit(".", 1)[-1], str(result))
+
+    @FUZZ
+    @given(numeric_config())
+    def test_numeric_config(self, base_and_override):
+        base, override = base_and_override
+        text = read(testing.testdata(base)).decode()
+        outcome("config_numeric", lambda: pipeline_config.parse(text, base, override))
+
+    @EXPORT_FUZZ
+    @given(numeric_settings(CONFIG))
+    def test_export_of_numeric_edges(self, numeric):
+        work = tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"])
+        output = os.path.join(work, "out")
+        result = outcome("config_numeric export", lambda: export.export_tflite_graph(
+            testing.testdata(CONFIG), testing.runfile(CHECKPOINT), output, write_pbtxt=False,
+            config_override=numeric_override(numeric)))
         written = sorted(os.listdir(output)) if os.path.exists(output) else []
         self.assertIn(written, ([], [] if isinstance(result, UserError) else [export.GRAPH_FILE]))
         shutil.rmtree(work)

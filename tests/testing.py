@@ -12,8 +12,9 @@ import sys
 import time
 
 import numpy as np
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from ssd_tflite import checkpoint_files, flatbuffer_model, tflite_metadata
+from ssd_tflite import checkpoint_files, flatbuffer_model, pipeline_schema, tflite_metadata
 
 REFERENCE_MODELS = (
     "ssd_mobilenet_v1_quantized_zoo",
@@ -169,3 +170,19 @@ def spawns_by_target(entries: list[dict]) -> collections.Counter:
         label = re.search(r"(//[^ ]+)", entry["progressMessage"])
         counts[label.group(1) if label else entry["mnemonic"]] += 1
     return counts
+
+
+_NOT_NUMBERS = (FieldDescriptor.CPPTYPE_MESSAGE, FieldDescriptor.CPPTYPE_ENUM, FieldDescriptor.CPPTYPE_BOOL,
+                FieldDescriptor.CPPTYPE_STRING)
+
+
+def numeric_fields(message: Descriptor = pipeline_schema.TrainEvalPipelineConfig.DESCRIPTOR,
+                   prefix: str = "") -> dict[str, FieldDescriptor]:
+    """Path -> descriptor of every number (int or float, single or repeated) of our config schema."""
+    fields = {}
+    for field in message.fields:
+        if field.message_type is not None:
+            fields.update(numeric_fields(field.message_type, f"{prefix}{field.name}."))
+        elif field.cpp_type not in _NOT_NUMBERS:
+            fields[prefix + field.name] = field
+    return fields

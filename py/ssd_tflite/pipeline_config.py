@@ -1,14 +1,15 @@
 """Reads `pipeline.config` into the typed settings the export needs.
 
 The file is parsed with protobuf text format against `pipeline_schema`;
-fields the export does not use are skipped, and anything it cannot export is
-refused with the path of the field at fault.
+fields the export does not use are skipped, every number is checked against
+its range in `pipeline_schema.RANGES` (all violations reported at once), and
+anything the export cannot build is refused with the path of the field at fault.
 """
 
 import dataclasses
 from typing import Optional
 
-from google.protobuf import text_format
+from google.protobuf import descriptor, text_format
 
 from ssd_tflite import pipeline_schema
 from ssd_tflite.errors import ConfigError
@@ -114,7 +115,65 @@ def parse(text: str, path: str = "pipeline.config", config_override: str = "") -
             text_format.Merge(content, config, allow_unknown_field=True)
         except text_format.ParseError as error:
             raise ConfigError(f"{source}:{error}") from None
+    _check_ranges(config, path)
     return _model_spec(config, path)
+
+
+_FIELD = descriptor.FieldDescriptor
+_NOT_NUMBERS = frozenset({_FIELD.CPPTYPE_MESSAGE, _FIELD.CPPTYPE_ENUM, _FIELD.CPPTYPE_BOOL, _FIELD.CPPTYPE_STRING})
+_FLOATS = frozenset({_FIELD.CPPTYPE_FLOAT, _FIELD.CPPTYPE_DOUBLE})
+
+
+def _check_ranges(config, path: str) -> None:
+    """Refuses numbers outside `pipeline_schema.RANGES`, all of them in one ConfigError."""
+    violations = _range_violations(config, "")
+    if len(violations) == 1:
+        raise ConfigError(f"{path}: {violations[0]}")
+    if violations:
+        raise ConfigError(f"{path}: {len(violations)} values are out of range:\n"
+                          + "\n".join("  " + violation for violation in violations))
+
+
+def _range_violations(message, prefix: str) -> list[str]:
+    """A line "<field path> = <value>: must be ..." per number out of range in `message` and the messages set in it."""
+    violations = []
+    for field in message.DESCRIPTOR.fields:
+        if field.cpp_type == _FIELD.CPPTYPE_MESSAGE:
+            if message.HasField(field.name):
+                violations += _range_violations(getattr(message, field.name), f"{prefix}{field.name}.")
+        elif field.cpp_type not in _NOT_NUMBERS:
+            violations += _field_violations(message, field, prefix + field.name)
+    return violations
+
+
+def _valid_values(message, field) -> pipeline_schema.Range:
+    value_range = pipeline_schema.RANGES[f"{message.DESCRIPTOR.name}.{field.name}"]
+    return value_range.in_float32() if field.type == _FIELD.TYPE_FLOAT else value_range
+
+
+def _shown(value) -> str:
+    return f"{value:.7g}" if isinstance(value, float) else str(value)
+
+
+def _field_violations(message, field, path: str) -> list[str]:
+    value_range = _valid_values(message, field)
+    integer = field.cpp_type not in _FLOATS
+    repeated = field.is_repeated
+    values = getattr(message, field.name) if repeated else [getattr(message, field.name)]
+    violations = []
+    for index, value in enumerate(values):
+        name = f"{path}[{index}]" if repeated else path
+        if not value_range.allows(value):
+            violations.append(f"{name} = {_shown(value)}: must be {value_range.requirement(integer)}; "
+                              + value_range.why)
+            continue
+        if value_range.not_above is None:
+            continue
+        bound = getattr(message, value_range.not_above)
+        partner = message.DESCRIPTOR.fields_by_name[value_range.not_above]
+        if _valid_values(message, partner).allows(bound) and value > bound:
+            violations.append(f"{name} = {_shown(value)}: must not exceed {value_range.not_above} ({_shown(bound)})")
+    return violations
 
 
 def _which(message, path: str, config_path: str) -> Optional[str]:
@@ -160,7 +219,6 @@ def _model_spec(config, path: str) -> ModelSpec:
     kind = _which(config.model, "model", path)
     _require(kind == "ssd", path, "model", kind, "only SSD detection models can be exported to TFLite")
     ssd = config.model.ssd
-    _require(ssd.num_classes > 0, path, "model.ssd.num_classes", ssd.num_classes, "it must be positive")
 
     resizer = _which(ssd.image_resizer, "model.ssd.image_resizer", path)
     _require(resizer == "fixed_shape_resizer", path, "model.ssd.image_resizer", resizer,
@@ -204,6 +262,9 @@ def _model_spec(config, path: str) -> ModelSpec:
         _require(not predictor.share_prediction_tower and not predictor.use_depthwise, path,
                  "model.ssd.box_predictor.weight_shared_convolutional_box_predictor",
                  "share_prediction_tower/use_depthwise", "only separate, regular convolution towers are implemented")
+        _require(predictor.depth > 0 or predictor.num_layers_before_predictor == 0, path,
+                 "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.depth", predictor.depth,
+                 "its tower layers (num_layers_before_predictor) need channels")
     _require(predictor.box_code_size == 4, path, f"model.ssd.box_predictor.{predictor_kind}.box_code_size",
              predictor.box_code_size, "TFLite_Detection_PostProcess decodes 4-number box codes")
     _hyperparams(predictor.conv_hyperparams, f"model.ssd.box_predictor.{predictor_kind}.conv_hyperparams", path)
