@@ -81,6 +81,20 @@ class CliTest(absltest.TestCase):
         self.assertIn("quantize_weights", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
 
+    def test_an_action_asking_for_help_or_with_an_unreadable_params_file_gets_a_clean_message(self):
+        workdir = self.create_tempdir()
+        cases = {
+            "--helpfull\n": "--input_file: ",
+            "'--input_file=no closing quote\n": ": not a shell-quoted params file: No closing quotation",
+            None: "toco: error: cannot read the params file ",
+        }
+        for index, (content, message) in enumerate(cases.items()):
+            params = os.path.join(workdir.full_path, f"{index}.params")
+            if content is not None:
+                workdir.create_file(f"{index}.params", content)
+            with self.subTest(params=content):
+                self.assert_clean_error(run_tool("toco", "@" + params), message)
+
     def test_toco_is_reproducible(self):
         workdir = self.create_tempdir().full_path
         outputs = [os.path.join(workdir, f"run{index}.tflite") for index in range(2)]

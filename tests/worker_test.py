@@ -1,9 +1,12 @@
 """Our tools give the same outputs and messages as persistent workers and as one-off actions."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 
 from absl.testing import absltest
 
@@ -16,6 +19,48 @@ CONVERTER_FLAGS = ["--input_arrays=normalized_input_image_tensor",
                    "--allow_custom_ops"]
 QUANTIZED_FLAGS = ["--inference_type=QUANTIZED_UINT8", "--mean_values=128", "--std_values=128",
                    "--default_ranges_min=0", "--default_ranges_max=255"]
+# Characters Bazel's ShellEscaper leaves unquoted; it single-quotes any other argument, ' as '\''.
+SHELL_SAFE = re.compile(r"[A-Za-z0-9@%_+:,./-]+")
+# A tool of cli.run that records its --value flags in --record, or ends with sys.exit(--exit_with).
+FIXTURE_TOOL = textwrap.dedent("""\
+    import json
+
+    from ssd_tflite import cli
+    from absl import flags
+
+    flags.DEFINE_multi_string("value", [], "Recorded.")
+    flags.DEFINE_string("record", None, "Where the values are written as JSON.")
+    flags.DEFINE_string("exit_with", None, "sys.exit() argument: a number or a message.")
+
+
+    def main():
+        if flags.FLAGS.exit_with is not None:
+            code = flags.FLAGS.exit_with
+            raise SystemExit(int(code) if code.isdigit() else code)
+        with open(flags.FLAGS.record, "w") as record:
+            json.dump(flags.FLAGS.value, record)
+
+
+    if __name__ == "__main__":
+        cli.run(main)
+    """)
+
+
+def shell_quote(argument: str) -> str:
+    """An argument as Bazel writes it into a "shell" params file."""
+    if SHELL_SAFE.fullmatch(argument):
+        return argument
+    return "'" + argument.replace("'", "'\\''") + "'"
+
+
+def params_file(arguments: list[str]) -> str:
+    return "".join(shell_quote(argument) + "\n" for argument in arguments)
+
+
+def params_file_lines(arguments: list[str]) -> list[str]:
+    """WorkRequest.arguments as Bazel's worker sends them: the params file's lines (Java's line breaks)."""
+    lines = re.split(r"\r\n|\r|\n", params_file(arguments))
+    return lines[:-1]  # the file ends with a line break
 
 
 class Worker:
@@ -29,10 +74,16 @@ class Worker:
     def run(self, arguments: list[str]) -> tuple[int, str]:
         self.requests += 1
         persistent_worker.write_delimited(self.process.stdin, persistent_worker.WorkRequest(
-            arguments=arguments, request_id=self.requests))
+            arguments=params_file_lines(arguments), request_id=self.requests))
         response = persistent_worker.read_delimited(self.process.stdout, persistent_worker.WorkResponse)
         self.assert_answered(response)
         return response.exit_code, response.output
+
+    def send_frame(self, frame: bytes):
+        """Writes `frame` as one length-prefixed message; returns the response."""
+        self.process.stdin.write(bytes([len(frame)]) + frame)  # frames of tests are under 128 bytes
+        self.process.stdin.flush()
+        return persistent_worker.read_delimited(self.process.stdout, persistent_worker.WorkResponse)
 
     def assert_answered(self, response) -> None:
         if response is None or response.request_id != self.requests:
@@ -45,8 +96,8 @@ class Worker:
 
 def run_action(script: str, arguments: list[str], params: str) -> tuple[int, str]:
     """The tool as a one-off action: its flags in a params file, output on stderr."""
-    with open(params, "w") as out:
-        out.write("\n".join(arguments) + "\n")
+    with open(params, "w", newline="") as out:
+        out.write(params_file(arguments))
     result = subprocess.run([sys.executable, script, "@" + params], capture_output=True, text=True, check=False)
     return result.returncode, result.stdout + result.stderr
 
@@ -116,6 +167,88 @@ class WorkerTest(absltest.TestCase):
             edited.write("\nraise SystemExit('edited errors.py was loaded')\n")
         self.assertEqual(worker.run(flags), (1, "edited errors.py was loaded\n"))
         self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
+
+    def fixture_tool(self) -> str:
+        path = os.path.join(self.tmp, "fixture_tool.py")
+        with open(path, "w") as tool:
+            tool.write(FIXTURE_TOOL)
+        return path
+
+    def test_arguments_with_line_breaks_quotes_and_flag_lines_arrive_intact_in_both_modes(self):
+        fixture = self.fixture_tool()
+        record = os.path.join(self.tmp, "record.json")
+        values = ["model { ssd {\n  num_classes: 7\n} }", "a line\n--record=/elsewhere.json",
+                  "ends with a line break\n", "it's \"quoted\" $HOME `date` \\ # ; *", "", "  spaces  ",
+                  "\u00fcn\u00efc\u00f6de", "windows\r\nlines"]
+        flags = [f"--record={record}", *(f"--value={value}" for value in values)]
+        expected = [value.replace("\r\n", "\n") for value in values]  # Bazel's worker reads the file by lines
+        self.assertEqual(run_action(fixture, flags, os.path.join(self.tmp, "values.params")), (0, ""))
+        with open(record) as recorded:
+            self.assertEqual(json.load(recorded), expected)
+        os.remove(record)
+        worker = Worker(fixture)
+        self.addCleanup(worker.close)
+        self.assertEqual(worker.run(flags), (0, ""))
+        with open(record) as recorded:
+            self.assertEqual(json.load(recorded), expected)
+
+    def test_help_and_sys_exit_end_the_request_not_the_worker(self):
+        fixture = self.fixture_tool()
+        worker = Worker(fixture)
+        self.addCleanup(worker.close)
+        params = os.path.join(self.tmp, "exit.params")
+        for flags in (["--help"], ["--helpfull"]):
+            code, output = worker.run(flags)
+            self.assertEqual(code, 1, flags)
+            self.assertIn("--record: Where the values are written as JSON.", output, flags)
+            self.assertEqual(run_action(fixture, flags, params), (code, output), flags)
+        for flags, answer in ((["--exit_with=3"], (3, "")), (["--exit_with=gave up"], (1, "gave up\n"))):
+            self.assertEqual(worker.run(flags), answer, flags)
+            self.assertEqual(run_action(fixture, flags, params), answer, flags)
+        self.assertEqual(worker.run([f"--record={self.tmp}/record.json"]), (0, ""), "the worker serves on")
+
+    def test_a_malformed_request_gets_a_failed_response_and_the_worker_serves_on(self):
+        worker = Worker(self.fixture_tool())
+        self.addCleanup(worker.close)
+        frames = {"truncated field": b"\x0a\x10abc", "arguments not UTF-8": b"\x0a\x02\xff\xfe"}
+        for case, frame in frames.items():
+            response = worker.send_frame(frame)
+            self.assertEqual((response.request_id, response.exit_code), (0, 1), case)
+            self.assertStartsWith(response.output,
+                                  f"fixture_tool: error: malformed WorkRequest of {len(frame)} bytes: ", case)
+        unquoted = persistent_worker.WorkRequest(arguments=["'--value=no closing quote"], request_id=7)
+        response = worker.send_frame(unquoted.SerializeToString())
+        self.assertEqual((response.request_id, response.exit_code, response.output), (
+            7, 1, "fixture_tool: error: WorkRequest.arguments: not a shell-quoted params file: No closing quotation\n"))
+        self.assertEqual(worker.run([f"--record={self.tmp}/record.json"]), (0, ""), "the worker serves on")
+
+    def test_a_stream_without_a_next_frame_ends_the_worker_with_one_line(self):
+        fixture = self.fixture_tool()
+        streams = {
+            "length of 11 bytes": b"\xff" * 11,
+            "length over 64 bits": b"\xff" * 9 + b"\x7f",
+            "length of 2^37 bytes": b"\x80\x80\x80\x80\x80\x04" + b"x" * 100,
+            "end inside a length": b"\x80",
+            "end inside a message": b"\x10abc",
+        }
+        for case, stream in streams.items():
+            result = subprocess.run([sys.executable, fixture, "--persistent_worker"], input=stream, capture_output=True,
+                                    timeout=60, check=False)
+            self.assertEqual((result.returncode, result.stdout), (1, b""), case)
+            lines = result.stderr.decode().splitlines()
+            self.assertLen(lines, 1, f"{case}: {lines}")
+            self.assertStartsWith(lines[0], "fixture_tool: error: persistent worker input: ", case)
+
+    def test_a_closed_output_ends_the_worker_with_one_line(self):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        request = persistent_worker.WorkRequest(arguments=["--exit_with=0"], request_id=1).SerializeToString()
+        result = subprocess.run([sys.executable, self.fixture_tool(), "--persistent_worker"],
+                                input=bytes([len(request)]) + request, stdout=write_end, stderr=subprocess.PIPE,
+                                timeout=60, check=False)
+        os.close(write_end)
+        self.assertEqual((result.returncode, result.stderr.decode()),
+                         (1, "fixture_tool: error: persistent worker output: its reader closed it\n"))
 
 
 if __name__ == "__main__":

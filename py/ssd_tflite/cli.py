@@ -3,6 +3,7 @@
 import atexit
 import gc
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,6 +19,14 @@ from absl import app, flags, logging  # noqa: E402  (after the environment is se
 from ssd_tflite import captured_output, persistent_worker  # noqa: E402
 from ssd_tflite.errors import UserError  # noqa: E402
 from ssd_tflite.graph_contract import PostProcessingFlags  # noqa: E402
+
+
+class _Terminated(SystemExit):
+    """SIGTERM (how Bazel stops workers): ends the process, even inside a request that catches SystemExit."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated(128 + signum)
 
 
 def _is_action(arguments: list[str]) -> bool:
@@ -54,9 +63,35 @@ def postprocessing_from_flags() -> PostProcessingFlags:
                                values.detections_per_class, values.use_regular_nms)
 
 
+def _tool_name(script: str) -> str:
+    return os.path.splitext(os.path.basename(script))[0]
+
+
+def _exit_code(request: SystemExit) -> int:
+    """The exit code of `sys.exit(code)`, printing a message code as Python does."""
+    if request.code is None or isinstance(request.code, int):
+        return request.code or 0
+    print(request.code, file=sys.stderr)
+    return 1
+
+
 def _run(main: Callable[[], None], argv: list[str], interactive: bool) -> int:
-    """Parses `argv` into the flags and runs `main`; returns the exit code, having printed any error."""
-    tool = os.path.splitext(os.path.basename(argv[0]))[0]
+    """Parses `argv` into the flags and runs `main`; returns the exit code, having printed any error.
+
+    A SystemExit (absl's `--help` and `--helpfull` print the usage and exit 1,
+    or a tool's own `sys.exit`) ends the run with its code, not a persistent
+    worker; only SIGTERM ends the process.
+    """
+    try:
+        return _parse_and_run(main, argv, interactive)
+    except _Terminated:
+        raise
+    except SystemExit as request:
+        return _exit_code(request)
+
+
+def _parse_and_run(main: Callable[[], None], argv: list[str], interactive: bool) -> int:
+    tool = _tool_name(argv[0])
     flags.FLAGS.unparse_flags()  # a persistent worker parses a new command line per request
     try:
         unparsed = flags.FLAGS(argv)
@@ -98,17 +133,22 @@ def _source_stamp(script: str) -> list[tuple[str, int, int]]:
 def _run_fresh(script: str, arguments: list[str]) -> tuple[int, str]:
     """Runs the tool in a new process, as an action would (quiet unless it fails)."""
     with tempfile.NamedTemporaryFile("w", suffix=".params", encoding="utf-8") as params:
-        params.write("\n".join(arguments) + "\n")
+        params.write("".join(shlex.quote(argument) + "\n" for argument in arguments))
         params.flush()
         result = subprocess.run([sys.executable, script, "@" + params.name], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, check=False)
     return result.returncode, result.stdout.decode(errors="replace") if result.returncode else ""
 
 
-def _serve(main: Callable[[], None], script: str) -> None:
+def _serve(main: Callable[[], None], script: str) -> int:
     started = _source_stamp(script)
+    tool = _tool_name(script)
 
-    def handle(arguments: list[str]) -> tuple[int, str, bool]:
+    def handle(lines: list[str]) -> tuple[int, str, bool]:
+        try:
+            arguments = _shell_words("\n".join(lines), "WorkRequest.arguments")
+        except UserError as error:
+            return 1, f"{tool}: error: {error}\n", False
         # Bazel 4 keeps a worker whose sources were edited: answer from a process that loads the
         # new code, then quit, so that the next request starts a new worker.
         if _source_stamp(script) != started:
@@ -119,13 +159,47 @@ def _serve(main: Callable[[], None], script: str) -> None:
         gc.collect()
         return exit_code, output, False
 
-    persistent_worker.serve(handle)
+    return persistent_worker.serve(handle, tool)
 
 
-def _params(argument: str) -> list[str]:
-    """The arguments in a Bazel params file (`@path`, one argument per line)."""
-    with open(argument[1:], encoding="utf-8") as params:
-        return params.read().splitlines()
+def _shell_words(text: str, source: str) -> list[str]:
+    """The arguments of a params file in Bazel's "shell" format: each shell-quoted, from a new line.
+
+    An argument holding line breaks spans lines. A persistent worker gets the
+    file's lines as WorkRequest.arguments (Bazel's worker reads the file by
+    lines), and joins them with line feeds to decode the file again; each
+    line break (CR LF, CR or LF) arrives as a line feed, in both modes. (Bazel
+    4's worker also reads a line that starts with @ as a params file to
+    expand: it fails the action before a tool sees it.)
+    """
+    try:
+        return shlex.split(text)
+    except ValueError as error:  # an unterminated quote
+        raise UserError(f"{source}: not a shell-quoted params file: {error}") from None
+
+
+def _params_file_arguments(argument: str) -> list[str]:
+    """The arguments in the Bazel params file `@path`."""
+    path = argument[1:]
+    try:
+        with open(path, encoding="utf-8") as params:  # universal newlines, as Bazel's worker reads it
+            return _shell_words(params.read(), path)
+    except OSError as error:
+        raise UserError(f"cannot read the params file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: the params file is not UTF-8: {error}") from None
+
+
+def _run_action(main: Callable[[], None], tool: str, params_argument: str) -> int:
+    """Runs like an action of the rules: the flags in a params file, output only if it fails."""
+    try:
+        argv = [tool] + _params_file_arguments(params_argument)
+    except UserError as error:
+        print(f"{_tool_name(tool)}: error: {error}", file=sys.stderr)
+        return 1
+    exit_code, output = _run_captured(main, argv)
+    sys.stderr.write(output)
+    return exit_code
 
 
 def run(main: Callable[[], None]) -> None:
@@ -133,24 +207,22 @@ def run(main: Callable[[], None]) -> None:
 
     * `TOOL --flag=...`: interactive; logs as it goes, a UserError ends it with
       its message and no trace.
-    * `TOOL @params`: an action of the Bazel rules; the output is shown only
-      when the tool fails, so successful builds stay quiet.
-    * `TOOL --persistent_worker`: a Bazel persistent worker; each request runs
-      like an action, with the same output, in one process that imports
-      TensorFlow once.
+    * `TOOL @params`: an action of the Bazel rules, its flags shell-quoted in
+      the params file; the output is shown only when the tool fails, so
+      successful builds stay quiet.
+    * `TOOL --persistent_worker`: a Bazel persistent worker; each request (the
+      params file's lines) runs like an action, with the same output, in one
+      process that imports TensorFlow once.
     """
     # Bazel stops workers with SIGTERM: unwind, so that no half-written temporary file stays behind.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _terminate)
     logging.set_verbosity(logging.INFO)
     logging.use_absl_handler()
     app.define_help_flags()
     tool, arguments = sys.argv[0], sys.argv[1:]
     if "--persistent_worker" in arguments:
-        _serve(main, tool)
-        return
+        sys.exit(_serve(main, tool))
     if _IMPORT_OUTPUT is not None:
         _IMPORT_OUTPUT.stop()
-        exit_code, output = _run_captured(main, [tool] + _params(arguments[0]))
-        sys.stderr.write(output)
-        sys.exit(exit_code)
+        sys.exit(_run_action(main, tool, arguments[0]))
     sys.exit(_run(main, sys.argv, interactive=True))

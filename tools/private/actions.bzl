@@ -26,7 +26,10 @@ def run_tool(ctx, tool, args, inputs, outputs, mnemonic, progress_message):
     if SsdPythonToolInfo in tool:
         command = python_tool_command(ctx, tool[SsdPythonToolInfo])
         args.use_param_file("@%s", use_always = True)
-        args.set_param_file_format("multiline")
+
+        # Shell-quoted, so that an argument may hold line breaks or start like a flag: a persistent
+        # worker gets the file's lines (Bazel splits it), the tools decode both with shlex (cli.py).
+        args.set_param_file_format("shell")
         ctx.actions.run(
             executable = command.executable,
             arguments = command.arguments + [args],
@@ -50,3 +53,21 @@ def run_tool(ctx, tool, args, inputs, outputs, mnemonic, progress_message):
         mnemonic = mnemonic,
         progress_message = progress_message,
     )
+
+def check_param_file_lines(tool, attr_name, values):
+    """Refuses arguments that a params file cannot carry to our tools as persistent workers.
+
+    Bazel reads a worker's params file line by line and takes every line that
+    starts with `@` for another params file, so an argument that starts with
+    `@`, or holds a line break followed by `@`, would never reach the tool.
+
+    Args:
+      tool: the tool's Target; other executables get their flags on the command line.
+      attr_name: the attribute the values come from, named in the error.
+      values: its strings.
+    """
+    if SsdPythonToolInfo not in tool:
+        return
+    for value in values:
+        if value.startswith("@") or "\n@" in value or "\r@" in value:
+            fail("{}: a line may not start with '@' (Bazel would read it as a params file): {}".format(attr_name, repr(value)), attr = attr_name)

@@ -1,7 +1,7 @@
 """The ssd_tflite_graph rule: checkpoint -> frozen TFLite-ready graph (export_tflite_ssd_graph)."""
 
 load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
-load(":actions.bzl", "run_tool")
+load(":actions.bzl", "check_param_file_lines", "run_tool")
 load(":constants.bzl", "GRAPH_BASENAME", "POSTPROCESSING_DEFAULTS")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteGraphInfo", "checkpoint_prefix")
 load(":release_settings.bzl", "SyntheticCheckpointsInfo")
@@ -37,6 +37,8 @@ def _ssd_tflite_graph_impl(ctx):
     args.add("--output_directory", graph.dirname)
     args.add("--add_postprocessing_op=true")
     args.add_all(postprocessing_flags)
+    check_param_file_lines(ctx.attr.exporter, "config_override", [ctx.attr.config_override])
+    check_param_file_lines(ctx.attr.exporter, "exporter_args", ctx.attr.exporter_args)
     if ctx.attr.config_override:
         args.add("--config_override=" + ctx.attr.config_override)
     if ctx.attr.embed_input_normalization:

@@ -1,7 +1,7 @@
 """The ssd_tflite_model rule: frozen graph -> .tflite (TOCO's flags), with contract and metadata."""
 
 load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
-load(":actions.bzl", "run_tool")
+load(":actions.bzl", "check_param_file_lines", "run_tool")
 load(":constants.bzl", "INPUT_ARRAY", "OUTPUT_ARRAYS")
 load(":providers.bzl", "SsdTfliteGraphInfo", "SsdTfliteModelInfo")
 
@@ -69,6 +69,7 @@ def _convert_action(ctx, graph, tflite):
         args.add("--allow_custom_ops")
     if ctx.attr.ignore_weights_narrow_range:
         args.add("--ignore_weights_narrow_range")
+    check_param_file_lines(ctx.attr.converter, "converter_args", ctx.attr.converter_args)
     args.add_all(ctx.attr.converter_args)
     run_tool(
         ctx,
