@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -103,8 +104,9 @@ def worker_rss(command: list[str], output_flag: str) -> tuple[float, float]:
                               stdout=subprocess.PIPE)
     figures = []
     for request_id in range(1, WORKER_REQUESTS + 1):
-        persistent_worker.write_delimited(worker.stdin, persistent_worker.WorkRequest(arguments=flags,
-                                                                                      request_id=request_id))
+        # As Bazel sends them: the lines of the shell-quoted params file.
+        request = persistent_worker.WorkRequest(arguments=[shlex.quote(flag) for flag in flags], request_id=request_id)
+        persistent_worker.write_delimited(worker.stdin, request)
         response = persistent_worker.read_delimited(worker.stdout, persistent_worker.WorkResponse)
         if response.exit_code:
             sys.exit(f"bench: worker request failed:\n{response.output}")
