@@ -16,7 +16,7 @@ from ssd_tflite import agreement, detection
 FLAGS = flags.FLAGS
 flags.DEFINE_string("reference", None, "The model to compare against (e.g. the float build).")
 flags.DEFINE_string("candidate", None, "The model compared (e.g. a uint8 build).")
-flags.DEFINE_list("images", None, "Images to run both on (JPEG, PNG, anything Pillow reads).")
+flags.DEFINE_list("images", None, "Images to run both on (JPEG, PNG, BMP, GIF or WebP).")
 flags.mark_flags_as_required(["reference", "candidate", "images"])
 
 

@@ -7,20 +7,39 @@ metadata, or else from the `<name>_labels.txt` and `<name>_metadata.json`
 that the ssd_tflite_model rule writes beside `<name>.tflite`.
 """
 
+import io
+import os
+
 from ssd_tflite import cli
 from absl import flags
+from PIL import Image
 
-from ssd_tflite import detection
+from ssd_tflite import atomic_files, detection
+from ssd_tflite.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .tflite model ending in TFLite_Detection_PostProcess.")
-flags.DEFINE_string("image", None, "Image to run it on (JPEG, PNG, anything Pillow reads).")
+flags.DEFINE_string("image", None, "Image to run it on (JPEG, PNG, BMP, GIF or WebP).")
 flags.DEFINE_string("labels", None, "Class names, one per line (default: the model's own).")
 flags.DEFINE_string("metadata", None, "Model metadata JSON (default: the model's embedded metadata, else "
                     "<model>_metadata.json if present).")
 flags.DEFINE_float("threshold", 0.5, "Lowest score to report.")
 flags.DEFINE_string("output", None, "Where to write the image with the detections drawn (PNG).")
 flags.mark_flags_as_required(["model", "image"])
+
+
+def write_png(image: Image.Image, path: str) -> None:
+    """Writes `image` to `path` as a PNG, all or nothing, into an existing folder."""
+    fix = "give --output a file name in a folder you can write to"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{path}: cannot write the annotated image there: no folder {folder}; {fix}")
+    encoded = io.BytesIO()
+    image.save(encoded, format="PNG")
+    try:
+        atomic_files.write_file(path, encoded.getvalue())
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the annotated image there ({error.strerror}); {fix}") from None
 
 
 def main() -> None:
@@ -33,7 +52,7 @@ def main() -> None:
         ymin, xmin, ymax, xmax = item.box
         print(f"{item.label}\t{item.score:.3f}\tymin={ymin:.0f} xmin={xmin:.0f} ymax={ymax:.0f} xmax={xmax:.0f}")
     if FLAGS.output:
-        detection.draw(image, found).save(FLAGS.output, format="PNG")
+        write_png(detection.draw(image, found), FLAGS.output)
         print(f"wrote {FLAGS.output}")
 
 

@@ -37,12 +37,7 @@ def main() -> None:
             content = model_file.read()
     except OSError as error:
         raise InputError(f"{FLAGS.input_file}: cannot read the model: {error.strerror}") from None
-    model = flatbuffer_model.load(content, FLAGS.input_file)
-    subgraph = model.subgraphs[0]
-    if len(subgraph.outputs) != len(tflite_metadata.OUTPUT_NAMES):
-        raise InputError(f"{FLAGS.input_file}: expected the {len(tflite_metadata.OUTPUT_NAMES)} outputs of "
-                         f"TFLite_Detection_PostProcess, found {len(subgraph.outputs)}")
-    _, height, width, _ = (int(dim) for dim in subgraph.tensors[subgraph.inputs[0]].shape)
+    height, width, _ = flatbuffer_model.image_input(flatbuffer_model.load(content, FLAGS.input_file), FLAGS.input_file)
     described = flatbuffer_model.with_metadata(content, FLAGS.input_file, tflite_metadata.METADATA_NAME,
                                                tflite_metadata.metadata_buffer(metadata, height, width))
     atomic_files.write_file(FLAGS.output_file, tflite_metadata.with_labels_zip(described, labels))

@@ -14,53 +14,47 @@ traceback. Inputs, mutated by hypothesis:
     with another dtype or shape;
   - images for `detect` and calibration: truncated, garbage, other modes,
     huge dimensions;
-  - .tflite models for `detect`: truncated or with bytes flipped.
+  - .tflite models for `detect`: truncated or with bytes flipped;
+  - persistent-worker input: streams of WorkRequest frames with drawn
+    arguments, garbage frames, truncated frames, oversized and endless length
+    varints, given to a real tool running as a worker.
 FUZZ_EXAMPLES sets the examples per target: 50 in the quick suite, 200 in CI
 (--config=ci); a long run is made by hand with a larger number (README, "Reliability").
 """
 
-import collections
 import io
 import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import zlib
 
 import numpy as np
 from absl.testing import absltest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import testing
-from ssd_tflite import checkpoint_files, detection, export, pipeline_config
+from fuzzing import EXAMPLES, FUZZ, OUTCOMES, outcome
+from ssd_tflite import checkpoint_files, detection, export, persistent_worker, pipeline_config
 from ssd_tflite.checkpoint import CheckpointSource
 from ssd_tflite.errors import ConfigError, UserError
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
 # Exports build a whole graph: fewer of them.
 EXPORT_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 10, 5))
+# Each worker stream starts a tool's process.
+WORKER_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 5, 5))
+# The worker of the fuzzed streams: the metadata tool, which starts without TensorFlow.
+WORKER_TOOL = "py/populate_metadata.py"
 CONFIG = "ssdlite_mobilenet_v2_zoo.pipeline.config"
 RESNET_CONFIG = "ssd_resnet50_v1_fpn_finetune_11class.pipeline.config"
 CHECKPOINT = "models/ssdlite_mobilenet_v2_coco_synthetic/model.ckpt"
 MODEL = "models/ssd_mobilenet_v1_quant_tflite.tflite"
 PHOTO = "chelsea.png"
-OUTCOMES: collections.Counter = collections.Counter()  # target -> outcome (ok or error class): the README's counts
-
-
-def outcome(target: str, action) -> object:
-    """Runs `action`; records ok or the UserError raised. Anything else fails the test."""
-    try:
-        result = action()
-    except UserError as error:
-        OUTCOMES[target, type(error).__name__] += 1
-        return error
-    OUTCOMES[target, "ok"] += 1
-    return result
 
 
 def read(path: str) -> bytes:
@@ -312,6 +306,41 @@ class FuzzTest(absltest.TestCase):
 
         outcome("tflite", run_detect)
         shutil.rmtree(work)
+
+
+    @WORKER_FUZZ
+    @given(st.lists(st.one_of(
+        st.lists(st.text(max_size=40) | st.sampled_from(["--help", "--helpfull", "'", "@x", "--input_file=\n@y"]),
+                 max_size=4).map(lambda words: ("request", words)),
+        st.binary(max_size=64).map(lambda data: ("frame", data)),
+        st.binary(min_size=1, max_size=64).map(lambda data: ("truncated", data)),
+        st.sampled_from([("raw", b"\xff" * 11), ("raw", b"\xff\xff\xff\xff\x7f"), ("raw", b"\x80")]),
+        st.binary(max_size=16).map(lambda data: ("raw", data)),
+    ), max_size=5))
+    def test_worker_stream(self, parts):
+        stream = bytearray()
+        for kind, value in parts:
+            if kind == "request":
+                frame = persistent_worker.WorkRequest(arguments=value, request_id=len(stream)).SerializeToString()
+            else:
+                frame = value
+            if kind == "raw":
+                stream += frame
+            elif kind == "truncated":  # its length counts one byte more than follows
+                stream += persistent_worker.length_prefix(len(frame) + 1) + frame
+            else:
+                stream += persistent_worker.length_prefix(len(frame)) + frame
+        worker = subprocess.run([sys.executable, testing.runfile(WORKER_TOOL), "--persistent_worker"],
+                                input=bytes(stream), capture_output=True, timeout=120)
+        self.assertIn(worker.returncode, (0, 1), worker.stderr.decode(errors="replace"))
+        self.assertNotIn(b"Traceback", worker.stderr)
+        responses, answers = io.BytesIO(worker.stdout), 0
+        while persistent_worker.read_delimited(responses, persistent_worker.WorkResponse) is not None:
+            answers += 1
+        self.assertLessEqual(answers, len(parts))
+        if worker.returncode:
+            self.assertIn(b"error: persistent worker input:", worker.stderr)
+        OUTCOMES["worker stream", "ok" if worker.returncode == 0 else "ProtocolError"] += 1
 
 
 if __name__ == "__main__":

@@ -111,11 +111,13 @@ class MonorepoTest(parameterized.TestCase):
         cls.server.shutdown()
         super().tearDownClass()
 
-    def monorepo(self, name: str, sha256: dict[str, str], build_file: str = "", host_python: str = "") -> str:
+    def monorepo(self, name: str, sha256: dict[str, str], build_file: str = "", host_python: str = "",
+                 mirror: str = "", allow_unpinned: tuple[str, ...] = ()) -> str:
         """A scratch workspace that loads this repository as @rules_ssd_tflite.
 
         `host_python` "before" or "after" registers a Python toolchain of the host's own
-        (the system python3) before or after ours, as monorepos do.
+        (the system python3) before or after ours, as monorepos do. `mirror` replaces the
+        test server's address.
         """
         workspace = os.path.join(self.tmp, name)
         os.makedirs(workspace, exist_ok=True)
@@ -128,7 +130,7 @@ local_repository(name = "rules_ssd_tflite", path = "{rules_root}")
 
 load("@rules_ssd_tflite//tools:repositories.bzl", "rules_ssd_tflite_dependencies", "rules_ssd_tflite_register_toolchains")
 
-rules_ssd_tflite_dependencies(zoo_mirrors = ["{self.mirror}"], zoo_sha256 = {sha256!r})
+rules_ssd_tflite_dependencies(zoo_mirrors = ["{mirror or self.mirror}"], zoo_sha256 = {sha256!r}, allow_unpinned = {list(allow_unpinned)!r})
 {host_toolchain if host_python == "before" else ""}
 rules_ssd_tflite_register_toolchains()
 {host_toolchain if host_python == "after" else ""}""")
@@ -187,11 +189,8 @@ py_binary(
             truncated = good.read()[:4096]  # a download cut short
         with open(os.path.join(corrupt_dir, archive), "wb") as bad:
             bad.write(truncated)
-        workspace = self.monorepo("corrupt", dict(self.sha256, ssdlite_mobilenet_v2_coco=hashlib.sha256(truncated).hexdigest()))
-        with open(os.path.join(workspace, "WORKSPACE")) as original:
-            text = original.read().replace(f'zoo_mirrors = ["{self.mirror}"]', f'zoo_mirrors = ["{self.mirror}/corrupt"]')
-        with open(os.path.join(workspace, "WORKSPACE"), "w") as changed:
-            changed.write(text)
+        workspace = self.monorepo("corrupt", dict(self.sha256, ssdlite_mobilenet_v2_coco=hashlib.sha256(truncated).hexdigest()),
+                                  mirror=f"{self.mirror}/corrupt")
         result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo",
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
@@ -208,6 +207,28 @@ py_binary(
                             "@rules_ssd_tflite//models:ssdlite_mobilenet_v2_tflite")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"Checksum was {self.sha256['ssdlite_mobilenet_v2_coco']} but wanted {'0' * 64}", result.stderr)
+
+    def test_allow_unpinned_checks_the_tarball_and_prints_its_sha256(self):
+        repository = "ssd_mobilenet_v2_quantized_coco"  # no public pin
+        unpinned = {name: digest for name, digest in self.sha256.items() if name != repository}
+        workspace = self.monorepo("unpinned", unpinned, allow_unpinned=(repository,))
+        target = "@rules_ssd_tflite//models:" + STAND_INS[repository]
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", target)
+        self.assertEqual(result.returncode, 0, result.stderr[-5000:])
+        self.assertIn(f"{repository}: downloaded unpinned (allow_unpinned), sha256 {self.sha256[repository]}", result.stderr)
+        self.assertIn(f'zoo_sha256 = {{"{repository}": "{self.sha256[repository]}"}}', result.stderr)
+        # A tarball that holds no checkpoint (an error page, another archive) is refused, naming what is missing.
+        archive, folder = zoo_archives()[repository]
+        elsewhere = os.path.join(self.served, "not_a_checkpoint")
+        os.makedirs(elsewhere, exist_ok=True)
+        with tarfile.open(os.path.join(elsewhere, archive), "w:gz") as tar:
+            tar.add(testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config"), arcname=f"{folder}/pipeline.config")
+        workspace = self.monorepo("not_a_checkpoint", unpinned, mirror=f"{self.mirror}/not_a_checkpoint",
+                                  allow_unpinned=(repository,))
+        result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", target)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"{repository}: the tarball from {self.mirror}/not_a_checkpoint/{archive}", result.stderr)
+        self.assertIn(f"has no model.ckpt.index in {folder}/: not a model-zoo checkpoint", result.stderr)
 
     def spawns_by_target(self, workspace: str, *targets: str):
         """Builds and counts the executed actions (spawns) of each target."""

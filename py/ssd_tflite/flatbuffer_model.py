@@ -2,6 +2,8 @@
 
 A thin layer over TensorFlow's generated schema classes (object API): load a
 model, look up tensors, operators and constant values, and pack it again.
+Every model loaded is checked for consistency first (tflite_checks), so that
+the lookups here cannot fail on an index, type or size a file got wrong.
 """
 
 import dataclasses
@@ -11,30 +13,24 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema  # TensorFlow-free: light tools start fast
 
+from ssd_tflite import postprocess_options, tflite_checks
 from ssd_tflite.errors import InputError
 
 FILE_IDENTIFIER = b"TFL3"
-POSTPROCESS_CUSTOM_CODE = b"TFLite_Detection_PostProcess"
-NUMPY_TYPES = {
-    schema.TensorType.FLOAT32: np.float32,
-    schema.TensorType.INT32: np.int32,
-    schema.TensorType.UINT8: np.uint8,
-    schema.TensorType.INT8: np.int8,
-    schema.TensorType.INT64: np.int64,
-}
-BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+POSTPROCESS_CUSTOM_CODE = postprocess_options.CUSTOM_CODE.encode()
 
 
 def load(content: bytes, path: str) -> schema.ModelT:
-    """The model in `content` (read from `path`, named in errors)."""
+    """The model in `content` (read from `path`, named in errors), checked for consistency."""
     if len(content) < 8 or content[4:8] != FILE_IDENTIFIER:
         raise InputError(f"{path}: not a TFLite model (no '{FILE_IDENTIFIER.decode()}' file identifier)")
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
-    except Exception as error:  # the generated reader raises whatever a corrupt buffer provokes
+    except Exception as error:  # the generated reader checks no offset: a corrupt buffer provokes anything
         raise InputError(f"{path}: corrupt TFLite flatbuffer ({type(error).__name__}: {error})") from None
     if not model.subgraphs:
         raise InputError(f"{path}: the model has no subgraph")
+    tflite_checks.check(model, path, len(content))
     return model
 
 
@@ -57,12 +53,7 @@ def pack(model: schema.ModelT) -> bytes:
 
 def opcode_name(model: schema.ModelT, operator: schema.OperatorT) -> str:
     """BUILTIN name (e.g. CONV_2D) or the custom code of an operator."""
-    code = model.operatorCodes[operator.opcodeIndex]
-    # Files from before 2020 fill only the int8 deprecated field; later ones both, or builtinCode past 127.
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        return code.customCode.decode()
-    return BUILTIN_NAMES[builtin]
+    return tflite_checks.code_name(model.operatorCodes[operator.opcodeIndex])
 
 
 def tensor_name(tensor: schema.TensorT) -> str:
@@ -92,7 +83,8 @@ def constant(model: schema.ModelT, tensor: schema.TensorT) -> Optional[np.ndarra
     data = model.buffers[tensor.buffer].data
     if data is None or len(data) == 0:
         return None
-    return np.frombuffer(bytes(bytearray(data)), NUMPY_TYPES[tensor.type]).reshape(tuple(tensor.shape))
+    shape = () if tensor.shape is None else tuple(tensor.shape)
+    return np.frombuffer(bytes(bytearray(data)), tflite_checks.NUMPY_TYPES[tensor.type]).reshape(shape)
 
 
 def producers(subgraph: schema.SubGraphT) -> dict[int, int]:
@@ -122,3 +114,28 @@ def with_metadata(content: bytes, path: str, name: str, data: bytes) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata = [*(model.metadata or []), entry]
     return pack(model)
+
+
+# The contract of a detect.tflite (TFLite_Detection_PostProcess). SSD inputs are 300x300 to
+# 1024x1024; 4096 bounds a float input tensor at 201 MB.
+MAX_INPUT_SIDE = 4096
+IMAGE_INPUT_TYPES = {schema.TensorType.UINT8: np.uint8, schema.TensorType.FLOAT32: np.float32}
+DETECTION_OUTPUTS = ("boxes", "classes", "scores", "count")
+DETECTION_CONTRACT = ("a detect.tflite (TFLite_Detection_PostProcess) takes one image [1, height, width, 3] of uint8 "
+                      "or float32 and gives boxes [1, D, 4], classes [1, D], scores [1, D] and count [1], all float32")
+
+
+def image_input(model: schema.ModelT, path: str) -> tuple[int, int, type]:
+    """Height, width and numpy type of the model's image input; InputError unless it has the detect.tflite contract."""
+    subgraph = model.subgraphs[0]
+    inputs = [] if subgraph.inputs is None else list(subgraph.inputs)
+    outputs = [] if subgraph.outputs is None else list(subgraph.outputs)
+    if len(inputs) != 1 or len(outputs) != len(DETECTION_OUTPUTS):
+        raise InputError(f"{path}: {len(inputs)} input(s) and {len(outputs)} output(s), but {DETECTION_CONTRACT}")
+    tensor = subgraph.tensors[inputs[0]]
+    shape = [] if tensor.shape is None else [int(dim) for dim in tensor.shape]
+    if (len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or tensor.type not in IMAGE_INPUT_TYPES
+            or not all(1 <= side <= MAX_INPUT_SIDE for side in shape[1:3])):
+        raise InputError(f"{path}: its input is {shape} of {tflite_checks.TYPE_NAMES.get(tensor.type, tensor.type)}, "
+                         f"but {DETECTION_CONTRACT} (sides up to {MAX_INPUT_SIDE})")
+    return shape[1], shape[2], IMAGE_INPUT_TYPES[tensor.type]

@@ -108,15 +108,19 @@ def read_delimited(stream: BinaryIO, message_class: type):
     return None if frame is None else message_class.FromString(frame)
 
 
-def write_delimited(stream: BinaryIO, message) -> None:
-    data = message.SerializeToString()
-    size, prefix = len(data), bytearray()
+def length_prefix(size: int) -> bytes:
+    """The varint that frames a message of `size` bytes."""
+    prefix = bytearray()
     while True:
         prefix.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
         size >>= 7
         if not size:
-            break
-    stream.write(bytes(prefix) + data)
+            return bytes(prefix)
+
+
+def write_delimited(stream: BinaryIO, message) -> None:
+    data = message.SerializeToString()
+    stream.write(length_prefix(len(data)) + data)
     stream.flush()
 
 

@@ -18,14 +18,13 @@ are paired by their two inputs.
 import dataclasses
 from typing import Optional
 
-import flatbuffers.flexbuffers
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from ssd_tflite import export, flatbuffer_model
+from ssd_tflite import export, flatbuffer_model, postprocess_options
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
-from ssd_tflite.errors import UserError
+from ssd_tflite.errors import InputError, UserError
 from ssd_tflite.graph_contract import PostProcessingFlags
 from ssd_tflite.pipeline_config import ModelSpec
 from ssd_tflite.quantization import UINT8_STEPS, nudged_zero_point
@@ -126,11 +125,24 @@ class _Model:
     def source(self, index: int) -> tuple:
         """The conv or add op (or the graph input) whose output tensor `index` is, through reshapes."""
         producer = self.produced_by.get(index)
-        if producer is None:
-            return ("input",)
-        if self.ops[producer] == "RESHAPE":
-            return self.source(self.subgraph.operators[producer].inputs[0])
-        return (self.ops[producer], producer)
+        while producer is not None and self.ops[producer] == "RESHAPE":  # ends: loading refuses cycles
+            producer = self.produced_by.get(self.subgraph.operators[producer].inputs[0])
+        return ("input",) if producer is None else (self.ops[producer], producer)
+
+    def convolution_constants(self, op_index: int) -> tuple[int, int]:
+        """The weights and bias tensors of a convolution, which must be uint8 and int32 constants."""
+        inputs = [int(index) for index in self.subgraph.operators[op_index].inputs]
+        if len(inputs) != 3 or inputs[2] < 0:
+            raise InputError(f"{self.path}: operator {op_index} ({self.ops[op_index]}) has no bias input; the "
+                             "convolutions of a TOCO detect.tflite have weights and a bias")
+        for index, role, (tensor_type, type_name) in ((inputs[1], "weights", (schema.TensorType.UINT8, "uint8")),
+                                                      (inputs[2], "bias", (schema.TensorType.INT32, "int32"))):
+            tensor = self.tensor(index)
+            if tensor.type != tensor_type or flatbuffer_model.constant(self.model, tensor) is None:
+                raise InputError(f"{self.path}: tensor {index} '{flatbuffer_model.tensor_name(tensor)}', the {role} "
+                                 f"of operator {op_index} ({self.ops[op_index]}), is not a {type_name} constant; "
+                                 "this tool reads QUANTIZED_UINT8 models")
+        return inputs[1], inputs[2]
 
     def signature(self, op_index: int) -> _Signature:
         operator = self.subgraph.operators[op_index]
@@ -144,6 +156,9 @@ class _Model:
         if params is None:
             raise ReconstructionError(f"{self.path}: tensor {flatbuffer_model.tensor_name(self.tensor(index))} "
                                       "is not quantized; this tool reads QUANTIZED_UINT8 models")
+        if len(self.tensor(index).quantization.scale) > 1:
+            raise InputError(f"{self.path}: tensor {flatbuffer_model.tensor_name(self.tensor(index))} is quantized "
+                             "per channel; this tool reads TOCO's per-tensor QUANTIZED_UINT8 models")
         return params
 
 
@@ -248,13 +263,20 @@ def _weight_levels(params: flatbuffer_model.Quantization, levels: np.ndarray) ->
     return (UINT8_STEPS - 1, 1) if levels.min() >= 1 else (UINT8_STEPS, 0)
 
 
+# For the epsilons a config may hold (0 < epsilon <= 1), float32 1 - epsilon is already such a v
+# (it was for 400,000 sampled ones); the steps are a margin, and a bound for any other input.
+_IDENTITY_VARIANCE_STEPS = 4
+
+
 def _identity_variance(epsilon: float) -> np.float32:
     """A moving variance v with float32 v + epsilon == 1, so that batch-norm folding scales by exactly 1."""
     variance = np.float32(1.0) - np.float32(epsilon)
-    while np.float32(variance + np.float32(epsilon)) != np.float32(1.0):
+    for _ in range(_IDENTITY_VARIANCE_STEPS):
+        if np.float32(variance + np.float32(epsilon)) == np.float32(1.0):
+            return variance
         variance = np.nextafter(variance, np.float32(np.inf if variance + np.float32(epsilon) < 1 else -np.inf),
                                 dtype=np.float32)
-    return variance
+    raise ReconstructionError(f"batch_norm.epsilon {epsilon}: no float32 moving variance v gives v + epsilon = 1")
 
 
 @dataclasses.dataclass
@@ -271,7 +293,8 @@ class Reconstruction:
 
 def _postprocessing(model: _Model, spec: ModelSpec) -> PostProcessingFlags:
     operator = flatbuffer_model.postprocess_operator(model.model, model.path)
-    options = flatbuffers.flexbuffers.Loads(bytes(bytearray(operator.customOptions)))
+    # Loading checked these options: a map with the kernel's keys, of the right kinds.
+    options = postprocess_options.decode(bytes(bytearray(operator.customOptions)))
     if options.get("num_classes") != spec.num_classes:
         raise ReconstructionError(f"{model.path}: the model detects {options.get('num_classes')} classes, "
                                   f"the config's num_classes is {spec.num_classes}")
@@ -289,6 +312,8 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
         raise ReconstructionError("the config has no graph_rewriter.quantization: this tool rebuilds "
                                   "quantization-aware checkpoints from QUANTIZED_UINT8 models")
     model = _Model(flatbuffer_model.read(model_path), model_path)
+    if len(model.subgraph.inputs) != 1:
+        raise InputError(f"{model_path}: {len(model.subgraph.inputs)} inputs; a detect.tflite has one, the image")
     postprocessing = _postprocessing(model, spec)
     recorder = _LayoutRecorder()
     with tf.Graph().as_default():
@@ -299,18 +324,19 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
     activation_ranges: dict[int, tuple[str, tuple[float, float]]] = {}  # output tensor -> (scope, range)
     narrow = set()
     for layer in recorder.layers:
-        operator = model.subgraph.operators[counterparts[layer.conv_op.name]]
-        _, weights_index, bias_index = operator.inputs
-        output_index = operator.outputs[0]
+        op_index = counterparts[layer.conv_op.name]
+        weights_index, bias_index = model.convolution_constants(op_index)
+        output_index = model.subgraph.operators[op_index].outputs[0]
         weights_params = model.quantization(weights_index)
         levels = flatbuffer_model.constant(model.model, model.tensor(weights_index))
         steps, first_level = _weight_levels(weights_params, levels)
         narrow.add(steps == UINT8_STEPS - 1)
         folded = ((levels.astype(np.float64) - weights_params.zero_point) * weights_params.scale).astype(np.float32)
-        values[layer.weights] = np.ascontiguousarray(folded.transpose(1, 2, 3, 0)).reshape(layer.shape)
+        values[layer.weights] = _layer_shaped(model, weights_index, folded.transpose(1, 2, 3, 0), layer.shape)
         bias_params = model.quantization(bias_index)
         bias = flatbuffer_model.constant(model.model, model.tensor(bias_index))
-        bias = (bias.astype(np.float64) * bias_params.scale).astype(np.float32)
+        bias = _layer_shaped(model, bias_index, (bias.astype(np.float64) * bias_params.scale).astype(np.float32),
+                             (_tf_signature(layer.conv_op).channels,))
         if layer.batch_norm:
             epsilon = (spec.feature_extractor.batch_norm_epsilon if layer.weights.startswith(_FEATURE_EXTRACTOR_SCOPE)
                        else spec.box_predictor.batch_norm_epsilon)
@@ -342,6 +368,15 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
     return Reconstruction(values, postprocessing, mean_value=float(input_params.zero_point),
                           std_value=float(round(1.0 / input_params.scale, 3)), weights_narrow_range=narrow == {True},
                           moved_zero_points=moved_zero_points)
+
+
+def _layer_shaped(model: _Model, index: int, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`value` of tensor `index`, which must have the `shape` of the config's variable."""
+    if value.shape != tuple(shape):
+        raise ReconstructionError(f"{model.path}: tensor {flatbuffer_model.tensor_name(model.tensor(index))} holds "
+                                  f"{list(value.shape)} values (in the checkpoint's layout), the config's variable is "
+                                  f"{list(shape)}")
+    return np.ascontiguousarray(value)
 
 
 def _checked_range(model: _Model, index: int, value_range: tuple[float, float],

@@ -13,11 +13,13 @@ TensorFlow, so that `detect` starts fast.
 import dataclasses
 import io
 import zipfile
+import zlib
 from typing import Optional, Sequence
 
 import flatbuffers
 from flatbuffers import table as flatbuffers_table
 
+from ssd_tflite import flatbuffer_model
 from ssd_tflite.errors import InputError
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -37,6 +39,25 @@ _TENSOR_VALUE_LABELS = 3  # AssociatedFileType
 _BOX_ORDER = (1, 0, 3, 2)
 # A fixed timestamp for the zip entries, so that equal inputs give equal bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+# Bounds on the zip appended to a model, which a hostile file can make a zip bomb. Our writer packs
+# one file, tflite-support one per associated file (labels, labels per locale, vocabularies): a few.
+MAX_PACKED_FILES = 64
+# COCO's 90 labels are 661 bytes; the longest class list in common use, ImageNet-21k's 21,841
+# classes, is 0.2 MB as WordNet ids and under 1 MB with names. 4 MiB leaves room above that.
+MAX_PACKED_FILE_BYTES = 4 << 20
+# Label lists deflate 1.7x (COCO) to 4.4x (class_1..class_90); a zip bomb ~1000x (deflate's limit).
+# Beyond the first 64 KiB, where even 1000 lines of "???" (129x) are harmless, a packed file may
+# expand to at most 100x its compressed size.
+MAX_COMPRESSION_RATIO = 100
+RATIO_FREE_BYTES = 64 << 10
+_READ_CHUNK_BYTES = 64 << 10
+_READABLE_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_ENCRYPTED = 0x1  # general purpose flag bit 0
+# What zipfile raises for a damaged archive: BadZipFile mostly, ValueError for an offset before the
+# start, NotImplementedError for an unknown zip version, KeyError for a missing file, zlib.error for a
+# broken deflate stream; UnicodeDecodeError (labels that are not UTF-8) is a ValueError too.
+_DAMAGED_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, NotImplementedError, OSError, EOFError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,10 +191,6 @@ def _vector(table: flatbuffers_table.Table, slot: int) -> list[int]:
     return [start + 4 * index for index in range(table.VectorLen(position - table.Pos))]
 
 
-# Slots of the TFLite schema's Model, Metadata and Buffer tables that lead to a metadata buffer.
-_MODEL_BUFFERS, _MODEL_METADATA, _METADATA_NAME, _METADATA_BUFFER, _BUFFER_DATA = 4, 6, 0, 1, 0
-
-
 def _root(data: bytes) -> flatbuffers_table.Table:
     return flatbuffers_table.Table(data, flatbuffers.encode.Get(flatbuffers.packer.uoffset, data, 0))
 
@@ -183,31 +200,68 @@ def _text(table: flatbuffers_table.Table, slot: int) -> str:
     return table.String(position).decode() if position else ""
 
 
-def embedded_buffer(model: bytes) -> Optional[bytes]:
-    """The TFLITE_METADATA buffer of a .tflite, or None."""
-    root = _root(model)
-    for position in _vector(root, _MODEL_METADATA):
-        entry = flatbuffers_table.Table(model, root.Indirect(position))
-        if _text(entry, _METADATA_NAME) == METADATA_NAME:
-            slot = _field(entry, _METADATA_BUFFER)
-            index = flatbuffers.encode.Get(flatbuffers.packer.uoffset, model, slot) if slot else 0
-            buffer = flatbuffers_table.Table(model, root.Indirect(_vector(root, _MODEL_BUFFERS)[index]))
-            data = _field(buffer, _BUFFER_DATA)
-            start = buffer.Vector(data - buffer.Pos)
-            return model[start:start + buffer.VectorLen(data - buffer.Pos)]
+def embedded_buffer(content: bytes, path: str = "model") -> Optional[bytes]:
+    """The TFLITE_METADATA buffer of the .tflite `content` (read from `path`, named in errors), or None."""
+    model = flatbuffer_model.load(content, path)  # checked: every metadata entry names an existing buffer
+    for entry in model.metadata or []:
+        if flatbuffer_model.tensor_name(entry) == METADATA_NAME:
+            data = model.buffers[entry.buffer].data
+            return b"" if data is None else bytes(data)
     return None
+
+
+def _expansion_limit(compressed: int) -> int:
+    """How many bytes a packed file of `compressed` bytes may expand to."""
+    return min(MAX_PACKED_FILE_BYTES, max(RATIO_FREE_BYTES, MAX_COMPRESSION_RATIO * compressed))
+
+
+def _check_expansion(path: str, info: zipfile.ZipInfo, size: int, what: str) -> None:
+    if size > _expansion_limit(info.compress_size):
+        raise InputError(f"{path}: its packed {info.filename} {what} {size} bytes from {info.compress_size} "
+                         f"compressed; a packed file may have at most {MAX_PACKED_FILE_BYTES} bytes and, beyond "
+                         f"{RATIO_FREE_BYTES}, {MAX_COMPRESSION_RATIO}x its compressed size: a zip bomb?")
+
+
+def _bounded_read(path: str, packed: zipfile.ZipFile, name: str) -> bytes:
+    """The packed file `name`, refused as soon as it declares or expands past its limit."""
+    info = packed.getinfo(name)
+    if info.compress_type not in _READABLE_COMPRESSION or info.flag_bits & _ENCRYPTED:
+        raise InputError(f"{path}: its packed {name} is encrypted or compressed with method {info.compress_type}; "
+                         f"labels are read stored ({zipfile.ZIP_STORED}) or deflated ({zipfile.ZIP_DEFLATED})")
+    _check_expansion(path, info, info.file_size, "declares")
+    # zipfile stops at the declared size (its CRC check then fails): counting what comes out bounds
+    # the read without relying on that.
+    chunks, size = [], 0
+    with packed.open(info) as member:
+        while chunk := member.read(_READ_CHUNK_BYTES):
+            size += len(chunk)
+            _check_expansion(path, info, size, "expands to at least")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _packed_labels(path: str, content: bytes) -> tuple[str, ...]:
+    """The labels file zipped onto the model `content` (read from `path`)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as packed:
+            count = len(packed.infolist())
+            if count > MAX_PACKED_FILES:
+                raise InputError(f"{path}: {count} files are packed with it, more than the {MAX_PACKED_FILES} "
+                                 "a model's metadata may have: a zip bomb?")
+            return tuple(_bounded_read(path, packed, LABELS_FILE).decode().splitlines())
+    except _DAMAGED_ZIP_ERRORS as error:
+        raise InputError(f"{path}: its metadata names {LABELS_FILE}, which is not packed with it intact: "
+                         f"{error}") from None
 
 
 def read(path: str) -> Optional[DetectorMetadata]:
     """The detection metadata embedded in the model at `path`, or None when it carries none."""
     try:
         with open(path, "rb") as model_file:
-            model = model_file.read()
-        data = embedded_buffer(model)
+            content = model_file.read()
     except OSError as error:
         raise InputError(f"{path}: cannot read the model: {error.strerror}") from None
-    except Exception as error:  # a corrupt flatbuffer provokes whatever the reader trips on
-        raise InputError(f"{path}: corrupt TFLite flatbuffer ({type(error).__name__}: {error})") from None
+    data = embedded_buffer(content, path)
     if data is None:
         return None
     if data[4:8] != FILE_IDENTIFIER:
@@ -227,10 +281,4 @@ def read(path: str) -> Optional[DetectorMetadata]:
         raise InputError(f"{path}: its {METADATA_NAME} is damaged ({type(error).__name__}: {error})") from None
     if not floats:
         raise InputError(f"{path}: its metadata has no NormalizationOptions for the input image")
-    try:
-        with zipfile.ZipFile(io.BytesIO(model)) as packed:
-            labels = tuple(packed.read(LABELS_FILE).decode().splitlines())
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, OSError, EOFError) as error:
-        raise InputError(f"{path}: its metadata names {LABELS_FILE}, which is not packed with it intact: "
-                         f"{error}") from None
-    return DetectorMetadata(*names, *floats, labels)
+    return DetectorMetadata(*names, *floats, _packed_labels(path, content))
