@@ -14,7 +14,7 @@ from ssd_tflite import cli
 from absl import flags
 from PIL import Image
 
-from ssd_tflite import atomic_files, detection
+from ssd_tflite import atomic_files, detection, label_map
 from ssd_tflite.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -45,7 +45,7 @@ def write_png(image: Image.Image, path: str) -> None:
 def main() -> None:
     image = detection.load_image(FLAGS.image)
     detector = detection.open_detector(FLAGS.model, FLAGS.metadata)
-    labels = detection.load_labels(FLAGS.labels) if FLAGS.labels else detector.labels
+    labels = label_map.read_labels(FLAGS.labels) if FLAGS.labels else detector.labels
     found = detector.detect(image, labels, FLAGS.threshold)
     print(f"{len(found)} detection(s) with score >= {FLAGS.threshold} in {FLAGS.image}")
     for item in found:

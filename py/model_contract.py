@@ -9,7 +9,7 @@ fails the build, naming it.
 from ssd_tflite import cli
 from absl import flags
 
-from ssd_tflite import atomic_files, contract, detection, pipeline_config
+from ssd_tflite import atomic_files, contract, label_map, pipeline_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline_config_path", None, "The model's pipeline.config.")
@@ -25,7 +25,8 @@ flags.DEFINE_bool("embed_input_normalization", False, "As given to the export: t
 flags.DEFINE_bool("calibrated", False, "The export measures activation ranges on --calibration_images.")
 cli.define_postprocessing_flags()  # as given to the export
 flags.DEFINE_bool("synthetic", False, "The checkpoint is synthesized (random weights): the metadata says so.")
-flags.DEFINE_string("labels", None, "Labels file, one class name per line; default class_1..class_N.")
+flags.DEFINE_string("labels", None, "Labels file, one class name per line, or a label_map.pbtxt; default "
+                    "class_1..class_N.")
 flags.DEFINE_string("metadata_out", None, "Where the JSON metadata is written.")
 flags.DEFINE_string("labels_out", None, "Where the labels file is written.")
 flags.mark_flags_as_required(["pipeline_config_path", "metadata_out", "labels_out"])
@@ -46,7 +47,7 @@ def main() -> None:
         calibrated=FLAGS.calibrated,
     ))
     postprocessing = cli.postprocessing_from_flags()
-    names = detection.load_labels(FLAGS.labels) if FLAGS.labels else None
+    names = label_map.read_labels(FLAGS.labels, spec.num_classes) if FLAGS.labels else None
     outputs = {
         FLAGS.metadata_out: contract.metadata_json(contract.metadata(spec, settings, postprocessing, FLAGS.synthetic)),
         FLAGS.labels_out: contract.labels(spec, names, FLAGS.labels),

@@ -11,7 +11,7 @@ per line, by class index), which is also packed into the model.
 from ssd_tflite import cli
 from absl import flags, logging
 
-from ssd_tflite import atomic_files, detection, flatbuffer_model, tflite_metadata
+from ssd_tflite import atomic_files, detection, flatbuffer_model, label_map, tflite_metadata
 from ssd_tflite.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["input_file", "output_file", "labels", "model_meta
 
 def main() -> None:
     mean, std = detection.load_normalization(FLAGS.model_metadata)
-    labels = detection.load_labels(FLAGS.labels)
+    labels = label_map.read_labels(FLAGS.labels)
     if not labels:
         raise InputError(f"{FLAGS.labels}: no class names")
     metadata = tflite_metadata.DetectorMetadata(FLAGS.name, FLAGS.description, FLAGS.version, tuple(mean),

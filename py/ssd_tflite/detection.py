@@ -34,7 +34,7 @@ from typing import BinaryIO, Iterable, Iterator, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from ssd_tflite import flatbuffer_model, tflite_metadata
+from ssd_tflite import flatbuffer_model, label_map, tflite_metadata
 from ssd_tflite.errors import InputError
 
 DEFAULT_MEAN = (128.0, 128.0, 128.0)
@@ -110,19 +110,6 @@ def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], S
         return tuple(model_input["mean"]), tuple(model_input["std"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(f"{metadata_path}: not a model metadata file with input.mean and input.std: {error}") from None
-
-
-def load_labels(path: Optional[str]) -> list[str]:
-    """Class names by class index; none without a file (detections are then named class_<id>)."""
-    if not path:
-        return []
-    try:
-        with open(path, encoding="utf-8") as labels_file:
-            return labels_file.read().splitlines()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read labels: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: labels are not UTF-8 text: {error}") from None
 
 
 # What one run of a model may take: LiteRT trusts model files, and a damaged one can make it
@@ -292,5 +279,5 @@ def open_detector(model_path: str, metadata_path: Optional[str] = None) -> Detec
         mean, std = load_normalization(metadata_path or beside_model(model_path, "_metadata.json"))
     else:
         mean, std = embedded.mean, embedded.std
-    labels = list(embedded.labels) if embedded else load_labels(beside_model(model_path, "_labels.txt"))
+    labels = list(embedded.labels) if embedded else label_map.read_labels(beside_model(model_path, "_labels.txt"))
     return Detector(model_path, mean, std, labels)

@@ -197,7 +197,11 @@ Metadata is embedded. Outputs `<name>.tflite`, `<name>_labels.txt` and
         "default_ranges": attr.string_list(doc = "[min, max]: converter --default_ranges_min/max for tensors without FakeQuant ranges."),
         "change_concat_input_ranges": attr.bool(default = False, doc = "Converter --change_concat_input_ranges."),
         "allow_custom_ops": attr.bool(default = True, doc = "Converter --allow_custom_ops (needed for TFLite_Detection_PostProcess)."),
-        "labels": attr.label(allow_single_file = True, doc = "Class names, one per line in class-id order; default class_1..class_N."),
+        "labels": attr.label(
+            allow_single_file = True,
+            doc = "Class names, one per line in class-id order, or the Object Detection API's label_map.pbtxt " +
+                  "(ids 1..num_classes; gaps become ???); default class_1..class_N.",
+        ),
         "converter": attr.label(
             default = "//py:converter_tool",
             cfg = "exec",
