@@ -27,7 +27,9 @@ import json
 import mimetypes
 import os
 import shutil
+import socket
 import sys
+import threading
 from http import HTTPStatus
 from typing import BinaryIO, Optional
 
@@ -118,11 +120,26 @@ class DemoServer(http.server.ThreadingHTTPServer):
     name the client used.
     """
 
+    max_connections = 32  # at once; one more is closed, not queued (a page opens a handful)
+
     def __init__(self, port: int, files: dict[str, str], config: bytes) -> None:
         super().__init__(("127.0.0.1", port), DemoHandler)
         self.files = files
         self.config = config
         self.hosts = {f"127.0.0.1:{self.server_port}", f"localhost:{self.server_port}"}
+        self.connection_slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+        if not self.connection_slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connection_slots.release()
 
 
 class DemoHandler(http.server.BaseHTTPRequestHandler):
@@ -134,6 +151,23 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
 
     server: DemoServer
     timeout = 10  # seconds the client may stay silent, or take to accept 64 KiB of a file
+    # Seconds for a whole request, from its first byte (or the wait for it) to the response's last:
+    # a client trickling a byte now and then is cut off too. A 230 MB model takes under 1 s here.
+    request_seconds = 20
+
+    def handle_one_request(self) -> None:
+        deadline = threading.Timer(self.request_seconds, self.cut_off)
+        deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            deadline.cancel()
+
+    def cut_off(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed already
+            pass
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         sys.stderr.write("demo: " + (format % args).translate(CONTROL_CHARACTERS) + "\n")
@@ -146,7 +180,7 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
 
     def respond(self, send_body: bool) -> None:
         hosts = self.headers.get_all("Host", [])
-        if len(hosts) != 1 or hosts[0].lower() not in self.server.hosts:
+        if len(hosts) != 1 or hosts[0].strip().lower() not in self.server.hosts:
             return self.send_error(HTTPStatus.FORBIDDEN, "Host must be " + " or ".join(sorted(self.server.hosts)))
         path = self.path.split("?", 1)[0]
         if path == "/config.json":

@@ -262,6 +262,8 @@ class ModuleFileTest(absltest.TestCase):
                 created = run_extension(*key.split("%"), [(REPOSITORY, tags[key])]).repositories
                 self.assertNotEmpty(names)
                 self.assertEmpty(set(names) - set(created), f"use_repo names that {key} does not create")
+                # And every repository is used: //models names every tarball, the tests every development one.
+                self.assertEmpty(set(created) - set(names), f"repositories of {key} that MODULE.bazel does not use")
 
     def test_development_parts_are_dev_dependencies(self):
         dev = {key: attrs["dev_dependency"] for key, _, attrs in self.module.events_of("use_repo")}
@@ -315,21 +317,28 @@ class ExtensionTest(absltest.TestCase):
         declared.pop("bazel_skylib")
         self.assertEqual(created.repositories, declared)
 
-    def test_tags_of_several_modules_merge(self):
+    def test_pins_come_from_every_module_and_the_download_policy_from_the_root_only(self):
         created = run_extension(*MAIN_EXTENSION, [
-            (REPOSITORY, {"zoo": [{"mirrors": ["https://a.example"]}]}),
-            ("other_module", {"zoo": [{"mirrors": ["https://b.example"], "sha256": ZOO_TAG["sha256"]}]}),
+            (REPOSITORY, {"zoo": [{"mirrors": ["https://a.example"],
+                                   "sha256": {"ssd_mobilenet_v2_quantized_coco": "ef" * 32}}]}),
+            ("other_module", {"zoo": [{"mirrors": ["https://b.example"], "allow_all_unpinned": True,
+                                       "sha256": {"mlperf_ssd_mobilenet_v1_8bit": "ab" * 32,
+                                                  "ssd_mobilenet_v2_quantized_coco": "cd" * 32}}]}),
         ]).repositories
-        self.assertEqual(created["mlperf_ssd_mobilenet_v1_8bit"][1]["urls"][:2],
-                         ["https://a.example/mobilenet_v1_ssd_8bit_finetuned.tar.gz",
-                          "https://b.example/mobilenet_v1_ssd_8bit_finetuned.tar.gz"])
-        self.assertEqual(created["mlperf_ssd_mobilenet_v1_8bit"][1]["sha256"], "ab" * 32)
+        mlperf, v2 = created["mlperf_ssd_mobilenet_v1_8bit"][1], created["ssd_mobilenet_v2_quantized_coco"][1]
+        self.assertEqual(mlperf["urls"][0], "https://a.example/mobilenet_v1_ssd_8bit_finetuned.tar.gz")
+        self.assertNotIn("https://b.example/mobilenet_v1_ssd_8bit_finetuned.tar.gz", mlperf["urls"])
+        self.assertEqual(mlperf["sha256"], "ab" * 32)  # a dependency's pin
+        self.assertEqual(v2["sha256"], "ef" * 32)  # the root's pin wins
+        # The dependency's allow_all_unpinned is ignored: nothing is downloaded unpinned.
+        self.assertNotIn("_allowed_unpinned_tarball_impl", str([rule for rule, _ in created.values()]))
 
     def test_refusals_name_what_is_wrong(self):
         for modules, message in [
-            ([(REPOSITORY, {"zoo": [{"sha256": {"ssd_mobilenet_v2_quantized_coco": "ab" * 32}}]}),
+            ([(REPOSITORY, {}),
+              ("one_module", {"zoo": [{"sha256": {"ssd_mobilenet_v2_quantized_coco": "ab" * 32}}]}),
               ("other_module", {"zoo": [{"sha256": {"ssd_mobilenet_v2_quantized_coco": "cd" * 32}}]})],
-             "modules rules_ssd_tflite and other_module pin ssd_mobilenet_v2_quantized_coco to different sha256s"),
+             "modules one_module and other_module pin ssd_mobilenet_v2_quantized_coco to different sha256s"),
             ([(REPOSITORY, {"zoo": [{"mirrors": ["http://mirror.example/zoo"]}]})],
              "http://mirror.example/zoo is neither https:// nor file://"),
             ([(REPOSITORY, {"zoo": [{"mirrors": ["http://127.0.0.1.evil.example/zoo"]}]})],

@@ -14,6 +14,7 @@ import concurrent.futures
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,8 @@ from absl.testing import absltest
 MEDIAPIPE_REPOSITORY = "rules_ssd_tflite_mediapipe_tasks_vision"
 SECRET = b"outside the package: never served"
 IDLE_TIMEOUT = 10  # DemoHandler.timeout
+REQUEST_DEADLINE = 20  # DemoHandler.request_seconds
+MAX_CONNECTIONS = 32  # DemoServer.max_connections
 STANDARD_LIMIT = 65536  # the standard library's longest request line and header line
 
 Answer = collections.namedtuple("Answer", "status head body")
@@ -320,6 +323,35 @@ class DemoServerTest(absltest.TestCase):
                                (b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1"))
             self.assertEqual(list(answers), [b"", b""])
         self.assertLess(time.monotonic() - start, IDLE_TIMEOUT + 5)
+
+    def test_trickling_clients_are_cut_off_at_the_request_deadline(self):
+        """A byte every few seconds keeps each read alive, not the request."""
+        start, closed = time.monotonic(), False
+        with socket.create_connection(("127.0.0.1", self.port)) as trickle:
+            trickle.sendall(b"GET / HTTP/1.1\r\n")
+            while not closed and time.monotonic() - start < REQUEST_DEADLINE + 2 * IDLE_TIMEOUT:
+                time.sleep(IDLE_TIMEOUT / 2)
+                try:
+                    trickle.sendall(b"X")
+                    readable, _, _ = select.select([trickle], [], [], 0)
+                    closed = bool(readable) and trickle.recv(1) == b""
+                except OSError:  # reset by the server
+                    closed = True
+        self.assertTrue(closed, "the trickling connection is still open")
+        self.assertLess(time.monotonic() - start, REQUEST_DEADLINE + IDLE_TIMEOUT)
+
+    def test_connections_beyond_the_cap_are_closed_not_queued(self):
+        held = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(MAX_CONNECTIONS)]
+        try:
+            time.sleep(0.5)  # the server takes them all in
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as extra:
+                extra.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
+                self.assertEqual(extra.recv(100), b"")
+        finally:
+            for connection in held:
+                connection.close()
+        time.sleep(0.5)
+        self.assertEqual(self.ask("/").status, 200)  # slots come back
 
     def test_control_characters_are_escaped_in_the_log(self):
         self.assertEqual(self.ask("/\x1b[2J\x1b]0;pwned\x07").status, 404)

@@ -10,7 +10,9 @@ reads images with the same detection.load_image.)
 """
 
 import io
+import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -136,6 +138,26 @@ class InputsTest(absltest.TestCase):
         with self.assertRaises(InputError) as raised:
             detection.load_image(path)
         self.assert_names(raised.exception, path, *fragments)
+
+    def test_bad_normalizations_are_refused_naming_the_file(self):
+        """mean and std, from a _metadata.json or from the embedded metadata: 3 finite numbers, std positive."""
+        bad = [([1, 2], [1, 2, 3]), ("abc", [1, 1, 1]), ([[1], 2, 3], [1, 1, 1]), ([128, 128, 128], [0, 0, 0]),
+               ([128, 128, 128], [128, float("nan"), 128]), ([], []), ([128, 128, 128], [-1, 128, 128])]
+        for mean, std in bad:
+            with self.subTest(mean=mean, std=std):
+                path = self.create_tempfile("model_metadata.json",
+                                            json.dumps({"input": {"mean": mean, "std": std}})).full_path
+                with self.assertRaisesRegex(InputError, re.escape(path) + ": input: (mean|std) is"):
+                    detection.load_normalization(path)
+        for mean, std in [([128.0, 128.0], [128.0, 128.0]), ([128.0] * 3, [128.0, float("nan"), 128.0]), ([], [])]:
+            with self.subTest(embedded_mean=mean, embedded_std=std):
+                metadata = tflite_metadata.DetectorMetadata("m", "d", "1", tuple(mean), tuple(std), ("a",))
+                model = flatbuffer_model.with_metadata(testing.without_metadata(MODEL), MODEL,
+                                                       tflite_metadata.METADATA_NAME,
+                                                       tflite_metadata.metadata_buffer(metadata, 300, 300))
+                path = self.create_tempfile("embedded.tflite", model).full_path
+                with self.assertRaisesRegex(InputError, re.escape(path) + ": its metadata's NormalizationOptions: "):
+                    tflite_metadata.read(path)
 
     def test_postscript_named_jpg_never_reaches_ghostscript(self):
         with mock.patch.object(EpsImagePlugin, "Ghostscript", side_effect=AssertionError("Ghostscript ran")):

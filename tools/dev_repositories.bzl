@@ -1,11 +1,15 @@
 """This repository's own development dependencies: its tests' BuildGrid environment and buildifier.
 
+Its CLIs, demo and tests load @rules_python and @rules_shell: a bazel_dep under Bzlmod; in this
+WORKSPACE, stand-ins on Bazels before 7.
+
 Not for consumers of the rules. Both entry points use the one list below:
 `rules_ssd_tflite_development_dependencies()` in this repository's WORKSPACE,
 and the `development` module extension (tools/extensions.bzl) in its MODULE.bazel.
 """
 
 load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+load("//tools/offline:offline_bootstrap.bzl", "builtin_rule_repositories")
 load("//tools/private:python_venv.bzl", "python_venv")
 
 # buildifier 8.2.1 from the npm registry: the package carries the binaries of every platform.
@@ -43,6 +47,7 @@ def development_repositories():
     ]
 
 def rules_ssd_tflite_development_dependencies():
-    """Declares development_repositories() in this repository's WORKSPACE."""
+    """Declares development_repositories() in this repository's WORKSPACE, and on Bazels before 7 @rules_python and @rules_shell."""
+    builtin_rule_repositories()
     for repository in development_repositories():
         repository.rule(name = repository.name, **repository.attrs)

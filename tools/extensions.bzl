@@ -11,7 +11,7 @@ tests and lint (dev_dependency); Bazel 4 never loads this file.
 """
 
 load("//tools/private:dependencies.bzl", "rules_ssd_tflite_repositories")
-load(":dev_repositories.bzl", "rules_ssd_tflite_development_dependencies")
+load(":dev_repositories.bzl", "development_repositories")
 
 _zoo = tag_class(
     doc = "How to fetch the model-zoo tarballs: rules_ssd_tflite_dependencies()'s zoo arguments.",
@@ -24,16 +24,24 @@ _zoo = tag_class(
 )
 
 def _zoo_settings(module_ctx):
-    """The zoo tags of every module, merged; two modules pinning one tarball differently is an error."""
-    mirrors, sha256, pinned_by, allow_unpinned, allow_all = [], {}, {}, [], False
+    """The zoo tags, merged: pins from every module (the root module's win), mirrors and unpinned downloads from the root only.
+
+    A dependency may pin a tarball it was tested with, but may not loosen the root module's download
+    policy; two dependencies pinning one tarball differently, where the root pins nothing, is an error.
+    """
+    mirrors, allow_unpinned, allow_all = [], [], False
+    root_sha256, sha256, pinned_by = {}, {}, {}
     for module in module_ctx.modules:
         for tag in module.tags.zoo:
-            mirrors += [mirror for mirror in tag.mirrors if mirror not in mirrors]
-            allow_unpinned += [name for name in tag.allow_unpinned if name not in allow_unpinned]
-            allow_all = allow_all or tag.allow_all_unpinned
+            if module.is_root:
+                mirrors += [mirror for mirror in tag.mirrors if mirror not in mirrors]
+                allow_unpinned += [name for name in tag.allow_unpinned if name not in allow_unpinned]
+                allow_all = allow_all or tag.allow_all_unpinned
+                root_sha256.update(tag.sha256)
+                continue
             for name, digest in tag.sha256.items():
                 if sha256.get(name, digest) != digest:
-                    fail("rules_ssd_tflite: modules {} and {} pin {} to different sha256s ({} and {}).".format(
+                    fail("rules_ssd_tflite: modules {} and {} pin {} to different sha256s ({} and {}); pin it in the root module.".format(
                         pinned_by[name],
                         module.name,
                         name,
@@ -42,7 +50,11 @@ def _zoo_settings(module_ctx):
                     ))
                 sha256[name] = digest
                 pinned_by[name] = module.name
-    return struct(zoo_mirrors = mirrors, zoo_sha256 = sha256, allow_unpinned = True if allow_all else allow_unpinned)
+    return struct(
+        zoo_mirrors = mirrors,
+        zoo_sha256 = dict(sha256, **root_sha256),
+        allow_unpinned = True if allow_all else allow_unpinned,
+    )
 
 def _rules_ssd_tflite_impl(module_ctx):
     settings = _zoo_settings(module_ctx)
@@ -56,7 +68,8 @@ rules_ssd_tflite = module_extension(
 )
 
 def _development_impl(_module_ctx):
-    rules_ssd_tflite_development_dependencies()
+    for repository in development_repositories():
+        repository.rule(name = repository.name, **repository.attrs)
 
 development = module_extension(
     implementation = _development_impl,

@@ -107,9 +107,10 @@ def load_normalization(metadata_path: Optional[str]) -> tuple[Sequence[float], S
     try:
         with open(metadata_path) as metadata_file:
             model_input = json.load(metadata_file)["input"]
-        return tuple(model_input["mean"]), tuple(model_input["std"])
+        mean, std = model_input["mean"], model_input["std"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(f"{metadata_path}: not a model metadata file with input.mean and input.std: {error}") from None
+    return tflite_metadata.checked_normalization(mean, std, f"{metadata_path}: input")
 
 
 # What one run of a model may take: LiteRT trusts model files, and a damaged one can make it
@@ -159,8 +160,11 @@ def _checked_outputs(outputs: list[np.ndarray], path: str) -> list[np.ndarray]:
 
 
 def _limit_run() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (RUN_MEMORY_BYTES, RUN_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (RUN_OUTPUT_BYTES, RUN_OUTPUT_BYTES))
+    for kind, bound in ((resource.RLIMIT_AS, RUN_MEMORY_BYTES), (resource.RLIMIT_FSIZE, RUN_OUTPUT_BYTES)):
+        _, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:  # a process may only lower its hard limit
+            bound = min(bound, hard)
+        resource.setrlimit(kind, (bound, bound))
 
 
 def _failure(run: subprocess.CompletedProcess) -> str:

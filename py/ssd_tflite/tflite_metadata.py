@@ -12,6 +12,7 @@ TensorFlow, so that `detect` starts fast.
 
 import dataclasses
 import io
+import math
 import zipfile
 import zlib
 from typing import Optional, Sequence
@@ -281,4 +282,22 @@ def read(path: str) -> Optional[DetectorMetadata]:
         raise InputError(f"{path}: its {METADATA_NAME} is damaged ({type(error).__name__}: {error})") from None
     if not floats:
         raise InputError(f"{path}: its metadata has no NormalizationOptions for the input image")
-    return DetectorMetadata(*names, *floats, _packed_labels(path, content))
+    mean, std = checked_normalization(*floats, f"{path}: its metadata's NormalizationOptions")
+    return DetectorMetadata(*names, mean, std, _packed_labels(path, content))
+
+
+def checked_normalization(mean: object, std: object, source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of an RGB input as three finite numbers each, std positive; InputError naming `source`."""
+    values = []
+    for name, given in (("mean", mean), ("std", std)):
+        try:
+            numbers = tuple(float(value) for value in given)
+        except (TypeError, ValueError):
+            raise InputError(f"{source}: {name} is {given!r}, not a list of 3 numbers (one per RGB channel)") from None
+        if len(numbers) != 3 or not all(math.isfinite(number) for number in numbers):
+            raise InputError(f"{source}: {name} is {list(numbers)}, not 3 finite numbers (one per RGB channel)")
+        values.append(numbers)
+    if not all(number > 0 for number in values[1]):
+        raise InputError(f"{source}: std is {list(values[1])}: every channel's std must be positive (pixels are "
+                         "divided by it)")
+    return values[0], values[1]

@@ -6,10 +6,11 @@ targets need @bazel_skylib. Local stand-ins replace them only on Debian's
 bootstrap build of Bazel (the one that reports no version); release builds
 fetch their own versions as usual.
 
-The BUILD files load py_* rules from @rules_python and sh_binary from
-@rules_shell, as Bazel 9 requires. Bazels before 7 have those rules built in
-(current rules_python and rules_shell do not support them), so there
-@rules_python and @rules_shell are stand-ins that re-export the built-in rules.
+This repository's BUILD files load py_* rules from @rules_python and sh_binary
+from @rules_shell, as Bazel 9 requires. Bazels before 7 have those rules built
+in (current rules_python and rules_shell do not support them), so there its
+own WORKSPACE declares @rules_python and @rules_shell as stand-ins that
+re-export the built-in rules (builtin_rule_repositories).
 
 Every stand-in is declared only for names the workspace has not declared
 (declare your own first to use it), and the log says which.
@@ -109,17 +110,11 @@ _debian_repository = repository_rule(
 )
 
 def offline_bootstrap_repositories():
-    """Declares the stand-ins this Bazel needs, unless the workspace already has them."""
+    """Declares the stand-ins Debian's Bazel 4 needs, unless the workspace already has them."""
+    if not needs_offline_bootstrap(native.bazel_version):
+        return
     existing = native.existing_rules()
     declared = []
-    if has_builtin_rules_only(native.bazel_version):
-        for name, files in _BUILTIN_RULE_REPOSITORIES.items():
-            if name not in existing:
-                _builtin_rules(name = name, files = files)
-                declared.append("@" + name)
-    if not needs_offline_bootstrap(native.bazel_version):
-        _report(declared, "Bazel {} has Python and shell rules built in: @rules_python and @rules_shell re-export them".format(native.bazel_version))
-        return
     if "rules_cc" not in existing:
         _offline_rules_cc(name = "rules_cc")
         declared.append("@rules_cc")
@@ -131,6 +126,22 @@ def offline_bootstrap_repositories():
         _offline_remote_coverage_tools(name = "remote_coverage_tools")
         declared.append("@remote_coverage_tools")
     _report(declared, "Debian's bootstrap Bazel (no version) cannot download them")
+
+def builtin_rule_repositories():
+    """Declares @rules_python and @rules_shell as re-exports of the built-in rules on Bazels before 7.
+
+    For this repository's own BUILD files (its CLIs, demo and tests); a workspace that only builds
+    models needs neither, and one that declares its own keeps it.
+    """
+    if not has_builtin_rules_only(native.bazel_version):
+        return
+    existing = native.existing_rules()
+    declared = []
+    for name, files in _BUILTIN_RULE_REPOSITORIES.items():
+        if name not in existing:
+            _builtin_rules(name = name, files = files)
+            declared.append("@" + name)
+    _report(declared, "Bazel {} has Python and shell rules built in".format(native.bazel_version or "(no version)"))
 
 def _report(declared, why):
     if declared:

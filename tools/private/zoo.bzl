@@ -108,10 +108,11 @@ _allowed_unpinned_tarball = repository_rule(
 
 def _mirror_error(mirror):
     """Why `mirror` may not serve tarballs, or None: https, file, or plain http to this machine only."""
-    if mirror.startswith(("https://", "file://")):
+    lowered = mirror.lower()  # URL schemes and host names are case-insensitive
+    if lowered.startswith(("https://", "file://")):
         return None
-    if mirror.startswith("http://"):
-        host = mirror[len("http://"):].split("/")[0]
+    if lowered.startswith("http://"):
+        host = lowered[len("http://"):].split("/")[0]
         if "@" not in host and (host == "[::1]" or host.startswith("[::1]:") or host.split(":")[0] in ("127.0.0.1", "localhost")):
             return None
     return "zoo_mirrors: {} is neither https:// nor file:// nor http:// on this machine (127.0.0.1, localhost, [::1]): ".format(mirror) + \
