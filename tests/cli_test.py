@@ -60,6 +60,16 @@ class CliTest(absltest.TestCase):
         self.assertIn("--max_detections=10 --max_classes_per_detection=1 --detections_per_class=0", result.stdout)
         self.assertIn("--mean_values=128 --std_values=128 --allow_custom_ops\n", result.stdout)
 
+    def test_tflite_to_checkpoint_float_prints_the_float_flags_and_drops_quantization(self):
+        output = os.path.join(self.create_tempdir().full_path, "recovered")
+        result = run_tool("tflite_to_checkpoint", f"--tflite_file={REAL_MODEL}", f"--pipeline_config_path={EIGHT_CLASS_CONFIG}",
+                          f"--output_directory={output}", "--float")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("--max_detections=10 --max_classes_per_detection=1 --detections_per_class=0", result.stdout)
+        self.assertIn("toco flags: --inference_type=FLOAT --allow_custom_ops\n", result.stdout)
+        with open(os.path.join(output, "pipeline.config")) as config:
+            self.assertNotIn("graph_rewriter", config.read())
+
     def test_tflite_to_checkpoint_names_a_config_of_another_model(self):
         output = os.path.join(self.create_tempdir().full_path, "recovered")
         pets = EIGHT_CLASS_CONFIG.replace("8class", "pets")

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -20,8 +21,12 @@ def write_checkpoint(prefix: str, values: dict[str, np.ndarray]) -> None:
                       tensors=[tf.constant(values[name]) for name in names])
 
 
-def write_directory(directory: str, values: dict[str, np.ndarray], pipeline_config_path: str) -> None:
-    """`model.ckpt.{index,data-00000-of-00001}`, `checkpoint` and `pipeline.config` in `directory`."""
+def write_directory(directory: str, values: dict[str, np.ndarray], pipeline_config_path: str,
+                    config_text: Optional[str] = None) -> None:
+    """`model.ckpt.{index,data-00000-of-00001}`, `checkpoint` and `pipeline.config` in `directory`.
+
+    The config is `config_text` if given, else a byte copy of the file at `pipeline_config_path`.
+    """
     with tempfile.TemporaryDirectory() as staging:
         write_checkpoint(os.path.join(staging, PREFIX), values)
         files = {}
@@ -29,6 +34,9 @@ def write_directory(directory: str, values: dict[str, np.ndarray], pipeline_conf
             with open(os.path.join(staging, name), "rb") as staged:
                 files[name] = staged.read()
     files[STATE_FILE] = f'model_checkpoint_path: "{PREFIX}"\nall_model_checkpoint_paths: "{PREFIX}"\n'.encode()
-    with open(pipeline_config_path, "rb") as config:
-        files[CONFIG_FILE] = config.read()
+    if config_text is None:
+        with open(pipeline_config_path, "rb") as config:
+            files[CONFIG_FILE] = config.read()
+    else:
+        files[CONFIG_FILE] = config_text.encode()
     atomic_files.write_files(directory, files)

@@ -16,13 +16,14 @@ are paired by their two inputs.
 """
 
 import dataclasses
+import re
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from ssd_tflite import export, flatbuffer_model, postprocess_options
+from ssd_tflite import export, flatbuffer_model, pipeline_config, postprocess_options
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
 from ssd_tflite.errors import InputError, UserError
 from ssd_tflite.graph_contract import PostProcessingFlags
@@ -289,6 +290,11 @@ class Reconstruction:
     weights_narrow_range: bool  # False: 256-level weights, convert with --ignore_weights_narrow_range
     # Head outputs that come back with their zero point one off (see _concat_bounded_ranges).
     moved_zero_points: list[str]
+    fake_quant_ranges: frozenset[str]  # the `<scope>/min` and `<scope>/max` variables among `values`
+
+    def float_values(self) -> dict[str, np.ndarray]:
+        """The variables without FakeQuant ranges: a float checkpoint of the same (dequantized) weights."""
+        return {name: value for name, value in self.values.items() if name not in self.fake_quant_ranges}
 
 
 def _postprocessing(model: _Model, spec: ModelSpec) -> PostProcessingFlags:
@@ -365,9 +371,67 @@ def reconstruct(model_path: str, spec: ModelSpec) -> Reconstruction:
         for name in [name for name in values if name.rsplit("/", 1)[-1] in TRAINABLE_KINDS]:
             values[name + MOVING_AVERAGE_SUFFIX] = values[name]
     input_params = model.quantization(model.subgraph.inputs[0])
+    range_scopes = [layer.weights_quant for layer in recorder.layers] + [scope for scope, _ in
+                                                                         activation_ranges.values()]
     return Reconstruction(values, postprocessing, mean_value=float(input_params.zero_point),
                           std_value=float(round(1.0 / input_params.scale, 3)), weights_narrow_range=narrow == {True},
-                          moved_zero_points=moved_zero_points)
+                          moved_zero_points=moved_zero_points,
+                          fake_quant_ranges=frozenset(f"{scope}/{end}" for scope in range_scopes
+                                                      for end in ("min", "max")))
+
+
+# Text-format tokens: blanks and comments, quoted strings, punctuation, and words (names, numbers).
+_TOKENS = re.compile(r"""(?P<blank>\s+|\#[^\n]*)|(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
+                     r"""|(?P<open>[{<])|(?P<close>[}>])|(?P<other>[:;,\[\]])|(?P<word>[^\s{}<>:;,\[\]\#"']+)""")
+_QUANTIZATION_FIELD = "graph_rewriter"
+
+
+def _top_level_field_spans(text: str, field: str, path: str) -> list[tuple[int, int]]:
+    """(start, end) of each top-level `field { ... }` of a text-format message, end past its closing brace."""
+    spans, depth, start, position = [], 0, None, 0
+    while position < len(text):
+        token = _TOKENS.match(text, position)
+        if token is None:  # an unterminated string
+            raise ReconstructionError(f"{path}: cannot read the config's text at offset {position}")
+        kind, position = token.lastgroup, token.end()
+        if kind == "word" and depth == 0 and token.group() == field:
+            start = token.start()
+        elif kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+            if depth == 0 and start is not None:
+                spans.append((start, position))
+                start = None
+    return spans
+
+
+def _with_own_lines(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span widened to whole lines (with the line break) when nothing else is on them."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end) + 1 or len(text)
+    if text[line_start:start].strip() or text[end:line_end].strip():
+        return start, end
+    return line_start, line_end
+
+
+def float_config(text: str, path: str) -> str:
+    """The pipeline.config `text` without its `graph_rewriter` (quantization) blocks, all else as written.
+
+    An edit of the text, not of a parsed message: our schema declares only the
+    fields the export reads, so writing a parsed config back would drop the rest
+    (train_config, input readers, comments) of the user's file.
+    """
+    edited, kept_until = [], 0
+    for start, end in _top_level_field_spans(text, _QUANTIZATION_FIELD, path):
+        start, end = _with_own_lines(text, start, end)
+        edited.append(text[kept_until:start])
+        kept_until = end
+    edited.append(text[kept_until:])
+    result = "".join(edited)
+    if pipeline_config.parse(result, path).quantized:
+        raise ReconstructionError(f"{path}: could not remove graph_rewriter from the config's text")
+    return result
 
 
 def _layer_shaped(model: _Model, index: int, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
