@@ -21,6 +21,7 @@ import zlib
 from typing import Callable
 from unittest import mock
 
+import flatbuffers
 import numpy as np
 from absl.testing import absltest
 from ai_edge_litert import schema_py_generated as schema
@@ -138,6 +139,32 @@ class InputsTest(absltest.TestCase):
         with self.assertRaises(InputError) as raised:
             detection.load_image(path)
         self.assert_names(raised.exception, path, *fragments)
+
+    def test_model_whose_tables_share_one_large_string(self):
+        """2,000 tensors naming one 1 MiB string: 1 MB of file, 2 GB once unpacked by the object API."""
+        builder = flatbuffers.Builder(1024)
+        name = builder.CreateString("n" * (1 << 20))
+        tensors = []
+        for _ in range(2000):
+            schema.TensorStart(builder)
+            schema.TensorAddName(builder, name)
+            tensors.append(schema.TensorEnd(builder))
+        schema.SubGraphStartTensorsVector(builder, len(tensors))
+        for tensor in reversed(tensors):
+            builder.PrependUOffsetTRelative(tensor)
+        tensor_vector = builder.EndVector()
+        schema.SubGraphStart(builder)
+        schema.SubGraphAddTensors(builder, tensor_vector)
+        subgraph = schema.SubGraphEnd(builder)
+        schema.ModelStartSubgraphsVector(builder, 1)
+        builder.PrependUOffsetTRelative(subgraph)
+        subgraphs = builder.EndVector()
+        schema.ModelStart(builder)
+        schema.ModelAddSubgraphs(builder, subgraphs)
+        builder.Finish(schema.ModelEnd(builder), file_identifier=flatbuffer_model.FILE_IDENTIFIER)
+        path = self.create_tempfile("shared.tflite", bytes(builder.Output())).full_path
+        with self.assertRaisesRegex(InputError, re.escape(path) + ": reading its .* bytes takes more than 16 times"):
+            flatbuffer_model.read(path)
 
     def test_bad_normalizations_are_refused_naming_the_file(self):
         """mean and std, from a _metadata.json or from the embedded metadata: 3 finite numbers, std positive."""
