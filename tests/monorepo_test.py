@@ -211,7 +211,8 @@ py_binary(
     def test_allow_unpinned_checks_the_tarball_and_prints_its_sha256(self):
         repository = "ssd_mobilenet_v2_quantized_coco"  # no public pin
         unpinned = {name: digest for name, digest in self.sha256.items() if name != repository}
-        workspace = self.monorepo("unpinned", unpinned, allow_unpinned=(repository,))
+        # Bazel downloads plain http only with a checksum, so the unpinned tarball comes from a file:// mirror.
+        workspace = self.monorepo("unpinned", unpinned, mirror=f"file://{self.served}", allow_unpinned=(repository,))
         target = "@rules_ssd_tflite//models:" + STAND_INS[repository]
         result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", target)
         self.assertEqual(result.returncode, 0, result.stderr[-5000:])
@@ -223,11 +224,10 @@ py_binary(
         os.makedirs(elsewhere, exist_ok=True)
         with tarfile.open(os.path.join(elsewhere, archive), "w:gz") as tar:
             tar.add(testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config"), arcname=f"{folder}/pipeline.config")
-        workspace = self.monorepo("not_a_checkpoint", unpinned, mirror=f"{self.mirror}/not_a_checkpoint",
-                                  allow_unpinned=(repository,))
+        workspace = self.monorepo("not_a_checkpoint", unpinned, mirror=f"file://{elsewhere}", allow_unpinned=(repository,))
         result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", target)
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn(f"{repository}: the tarball from {self.mirror}/not_a_checkpoint/{archive}", result.stderr)
+        self.assertIn(f"{repository}: the tarball from file://{elsewhere}/{archive}", result.stderr)
         self.assertIn(f"has no model.ckpt.index in {folder}/: not a model-zoo checkpoint", result.stderr)
 
     def spawns_by_target(self, workspace: str, *targets: str):
