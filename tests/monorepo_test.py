@@ -222,7 +222,7 @@ py_binary(
         archive, folder = zoo_archives()[repository]
         elsewhere = os.path.join(self.served, "not_a_checkpoint")
         os.makedirs(elsewhere, exist_ok=True)
-        with tarfile.open(os.path.join(elsewhere, archive), "w:gz") as tar:
+        with tarfile.open(os.path.join(elsewhere, archive), "w:gz", dereference=True) as tar:
             tar.add(testing.testdata("ssdlite_mobilenet_v2_zoo.pipeline.config"), arcname=f"{folder}/pipeline.config")
         workspace = self.monorepo("not_a_checkpoint", unpinned, mirror=f"file://{elsewhere}", allow_unpinned=(repository,))
         result = testing.nested_bazel(workspace, "build", "--@rules_ssd_tflite//tools:checkpoint_source=zoo", target)
