@@ -35,7 +35,9 @@ from typing import BinaryIO, Optional
 
 PAGE_FILES = {"/": "index.html", "/demo.js": "demo.js"}
 MEDIAPIPE_PREFIX = "/mediapipe/"
+# As tools/private/constants.bzl names them (//tests:constants_test checks): this file imports nothing of ours.
 MEDIAPIPE_BUNDLE = "vision_bundle.mjs"
+CONTRACT_SUFFIX = "_contract.json"  # the model contract ssd_tflite_model writes beside `<name>.tflite`
 # Logged request lines come from the client: their control characters are written escaped.
 CONTROL_CHARACTERS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
@@ -46,14 +48,14 @@ def user_path(path: str) -> str:
 
 
 def model_contract(model: str) -> dict:
-    """Name and input contract of the model, from the `<name>_metadata.json` the rule writes beside it."""
+    """Name and input of the model, from the model contract (`<name>_contract.json`) the rule writes beside it."""
     contract = {"name": os.path.splitext(os.path.basename(model))[0]}
-    sidecar = os.path.splitext(model)[0] + "_metadata.json"
-    if os.path.exists(sidecar):
-        with open(sidecar) as metadata_file:
-            metadata = json.load(metadata_file)
-        contract["input"] = metadata.get("input")
-        contract["inference_type"] = metadata.get("inference_type")
+    path = os.path.splitext(model)[0] + CONTRACT_SUFFIX
+    if os.path.exists(path):
+        with open(path) as contract_file:
+            written = json.load(contract_file)
+        contract["input"] = written.get("input")
+        contract["inference_type"] = written.get("inference_type")
     return contract
 
 

@@ -4,9 +4,11 @@ Every comparison is measured side by side in this one run: the cold build of
 //models:all before this rule graph (BASELINE, in a git worktree), without
 persistent workers and with them; bazel-bin sizes; an incremental rebuild;
 the quick test suite; the RSS of an exporter and a converter worker after 20
-requests; and each model's size with the uint8-vs-float gap.
+requests; which //models actions an edit to a Python module re-runs; and each
+model's size with the uint8-vs-float gap.
 """
 
+import collections
 import datetime
 import json
 import os
@@ -16,26 +18,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
+import testing
 from ssd_tflite import agreement, detection, persistent_worker
+from ssd_tflite.images import load_image
 
 BASELINE = "065acca"  # the last commit with one rule for export and conversion, and no workers
 BIN = "bazel-bin"
-# target -> float twin for the uint8-vs-float gap
-MODELS = {
-    "ssd_mobilenet_v1_quant_tflite": None,
-    "ssd_mobilenet_v2_quant_tflite": None,
-    "ssdlite_mobilenet_v2_tflite": None,
-    "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2_tflite",
-    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": "ssdlite_mobilenet_v2_tflite",
-    "ssd_resnet50_fpn_tflite": None,
-    "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn_tflite",
-    "ssd_resnet50_fpn_calibrated_uint8_tflite": "ssd_resnet50_fpn_tflite",
-    "mlperf_ssd_mobilenet_v1_8bit_tflite": None,
-}
 IMAGES = ("tests/testdata/chelsea.png", "tests/testdata/coffee.png")
 EDITED_CONFIG = "models/configs/ssdlite_mobilenet_v2.pipeline.config"
 WORKER_REQUESTS = 20
+# Modules edited one at a time (a comment appended) to count the //models actions an edit re-runs:
+# one that no model tool imports, the embedded-metadata writer, and the exporter.
+EDITED_MODULES = ("agreement", "tflite_metadata", "export")
 
 
 def log(message: str) -> None:
@@ -79,6 +75,38 @@ def incremental_build() -> float:
         bazel(".", "build", "//models:all")
 
 
+def edit_cost(module: str) -> collections.Counter:
+    """Actions of //models:all, by mnemonic, that re-run after appending a comment to py/ssd_tflite/`module`.py."""
+    path = f"py/ssd_tflite/{module}.py"
+    with open(path) as source:
+        original = source.read()
+    log_path = os.path.join(tempfile.mkdtemp(), "execution_log.json")
+    try:
+        with open(path, "w") as source:
+            source.write(original + "\n# dev/bench: an edit that changes no behaviour\n")
+        bazel(".", "build", f"--execution_log_json_file={log_path}", "//models:all")
+    finally:
+        with open(path, "w") as source:
+            source.write(original)
+        bazel(".", "build", "//models:all")
+    return collections.Counter(entry["mnemonic"] for entry in testing.execution_log(log_path))
+
+
+def edit_costs() -> list[str]:
+    """Report lines: what each of EDITED_MODULES re-runs, against all the actions of //models:all."""
+    result = subprocess.run(["tools/bazel", "aquery", "--output=jsonproto", "//models:all"],
+                            check=True, capture_output=True, text=True)
+    mnemonics = collections.Counter(action["mnemonic"] for action in json.loads(result.stdout)["actions"]
+                                    if action["mnemonic"] not in ("FileWrite", "SourceSymlinkManifest", "SymlinkTree"))
+    lines = [f"| edited module (a comment appended) | actions of `//models:all` re-run, of {sum(mnemonics.values())} |",
+             "|---|---|"]
+    for module in EDITED_MODULES:
+        counts = edit_cost(module)
+        lines.append(f"| `py/ssd_tflite/{module}.py` | {sum(counts.values())}"
+                     + "".join(f", {count} {mnemonic}" for mnemonic, count in sorted(counts.items())) + " |")
+    return lines
+
+
 def commands(mnemonic: str) -> dict[str, list[str]]:
     """target name -> command line of its `mnemonic` action under //models, as `bazel aquery` shows it."""
     result = subprocess.run(["tools/bazel", "aquery", "--output=jsonproto", f'mnemonic("{mnemonic}", //models:all)'],
@@ -117,14 +145,28 @@ def worker_rss(command: list[str], output_flag: str) -> tuple[float, float]:
     return figures[0], figures[1]
 
 
+def float_twins() -> dict[str, Optional[str]]:
+    """Every //models model (bazel-bin/models/manifest.json) -> the float build of its checkpoint, if it is uint8."""
+    with open(f"{BIN}/models/manifest.json") as manifest:
+        models = json.load(manifest)["models"]
+    floats = {model["zoo_repository"]: model["name"] for model in models
+              if model["inference_type"] == "FLOAT" and model["zoo_repository"]}
+    return {model["name"]: None if model["inference_type"] == "FLOAT" else floats.get(model["zoo_repository"])
+            for model in models}
+
+
 def uint8_gap(target: str, float_target: str) -> agreement.Agreement:
     """How the uint8 build's top-10 detections match the float build's on IMAGES."""
-    images = [detection.load_image(path) for path in IMAGES]
+    images = [load_image(path) for path in IMAGES]
     return agreement.compare_models(detection.open_detector(f"{BIN}/models/{float_target}.tflite"),
                                     detection.open_detector(f"{BIN}/models/{target}.tflite"), images)
 
 
 def main() -> None:
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["--edits_only"]:
+        write_report(edit_costs(), arguments[1:])
+        return
     with tempfile.TemporaryDirectory() as scratch:
         baseline = os.path.join(scratch, "baseline")
         subprocess.run(["git", "worktree", "add", "--detach", baseline, BASELINE], check=True, capture_output=True)
@@ -145,8 +187,10 @@ def main() -> None:
     log("worker RSS")
     export_rss = worker_rss(commands("SsdExportGraph")["ssdlite_mobilenet_v2_graph"], "--output_directory")
     convert_rss = worker_rss(commands("TocoConvert")["ssdlite_mobilenet_v2_tflite"], "--output_file")
+    log("edit costs")
+    edits = edit_costs()
     rows = []
-    for target, float_twin in MODELS.items():
+    for target, float_twin in float_twins().items():
         gap = uint8_gap(target, float_twin) if float_twin else ""
         rows.append(f"| `{target}` | {os.path.getsize(f'{BIN}/models/{target}.tflite') / 2**20:.1f} MiB | {gap} |")
     cores = os.cpu_count()
@@ -176,13 +220,21 @@ def main() -> None:
         f"{export_rss[0]:.0f} MiB after 1 request, {export_rss[1]:.0f} MiB after {WORKER_REQUESTS}; the "
         f"converter's {convert_rss[0]:.0f} MiB, then {convert_rss[1]:.0f} MiB.",
         "",
+        *edits,
+        "",
         "| target | .tflite | uint8 vs float: top-10 detections on 2 photos matched, mean IoU, mean score gap |",
         "|---|---|---|",
         *rows,
     ])
+    write_report(report.splitlines(), arguments)
+
+
+def write_report(lines: list[str], arguments: list[str]) -> None:
+    """Prints the report, and writes it to the file named by the first argument if there is one."""
+    report = "\n".join(lines)
     print(report)
-    if len(sys.argv) > 1:
-        with open(sys.argv[1], "w") as out:
+    if arguments:
+        with open(arguments[0], "w") as out:
             out.write(report + "\n")
 
 

@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import testing
 from ssd_tflite import detection
+from ssd_tflite.images import load_image
 
 TARGETS = ("ssd_mobilenet_v1_quant_tflite", "ssdlite_mobilenet_v2_tflite")
 PHOTOS = ("chelsea.png", "coffee.png")
@@ -100,7 +101,7 @@ class BrowserDemoTest(parameterized.TestCase):
     def test_page_finds_what_litert_finds_and_fetches_only_from_127_0_0_1(self, target, photo):
         model = testing.runfile(f"models/{target}.tflite")
         litert = detection.open_detector(model)
-        picture = detection.load_image(testing.testdata(photo)).resize((litert.width, litert.height),
+        picture = load_image(testing.testdata(photo)).resize((litert.width, litert.height),
                                                                         detection.Image.BILINEAR)
         image = os.path.join(self.tmp, "photo.png")
         picture.save(image)

@@ -10,7 +10,7 @@ from PIL import Image
 import testing
 from ssd_tflite import tflite_metadata
 
-GRAPH = testing.model_graph("ssd_mobilenet_v1_quant_tflite")
+GRAPH = testing.model_file("ssd_mobilenet_v1_quant_tflite", "graph")
 REAL_MODEL = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class_2019_02.tflite")
 EIGHT_CLASS_CONFIG = testing.testdata("real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config")
 CONVERT_FLAGS = [
@@ -120,7 +120,7 @@ class CliTest(absltest.TestCase):
         described = os.path.join(workdir, "described.tflite")
         result = run_tool("populate_metadata", f"--input_file={outputs[0]}", f"--output_file={described}",
                           f"--labels={testing.runfile(target + '_labels.txt')}",
-                          f"--model_metadata={testing.runfile(target + '_metadata.json')}",
+                          f"--contract={testing.runfile(target + '_contract.json')}",
                           f"--name={embedded.name}", f"--description={embedded.description}",
                           f"--version={embedded.version}")
         self.assertEqual(result.returncode, 0, result.stderr)

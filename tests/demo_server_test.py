@@ -151,7 +151,7 @@ class DemoServerTest(absltest.TestCase):
         cls.serve_py = os.path.join(cls.runfiles, "rules_ssd_tflite", "demo", "serve.py")
         outputs = os.path.join(cls.tmp, "bazel-out")
         write(os.path.join(outputs, "model.tflite"), b"TFL3" + os.urandom(300_000))
-        write(os.path.join(outputs, "model_metadata.json"),
+        write(os.path.join(outputs, "model_contract.json"),
               json.dumps({"input": {"name": "image", "dtype": "uint8"}, "inference_type": "uint8"}).encode())
         write(os.path.join(outputs, "photo.png"), b"\x89PNG fake photo")
         os.symlink(outputs, os.path.join(cls.tmp, "bazel-bin"))

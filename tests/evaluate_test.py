@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 import testing
 from ssd_tflite import coco_evaluation, detection, tflite_metadata
 from ssd_tflite.errors import InputError
+from ssd_tflite.images import load_image
 
 CORAL_MODEL = testing.testdata("real_models/ssd_mobilenet_v2_quant_coco_coral.tflite")
 ANNOTATIONS = testing.testdata("coco128/instances.json")
@@ -85,7 +86,7 @@ class EvaluateTest(absltest.TestCase):
         results = [{"image_id": image["id"], "category_id": found.class_index + 1, "score": found.score,
                     "bbox": [found.box[1], found.box[0], found.box[3] - found.box[1], found.box[2] - found.box[0]]}
                    for image in image_set.images
-                   for found in detector.detect(detection.load_image(os.path.join(IMAGES, image["file_name"])),
+                   for found in detector.detect(load_image(os.path.join(IMAGES, image["file_name"])),
                                                 [], float("-inf"))]
         kept_ids = sorted(category["id"] for category in dataset["categories"] if category["name"] in KEPT_LABELS)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report of its steps

@@ -19,7 +19,7 @@ traceback. Inputs, mutated by hypothesis:
     arguments, garbage frames, truncated frames, oversized and endless length
     varints, given to a real tool running as a worker.
 FUZZ_EXAMPLES sets the examples per target: 50 in the quick suite, 200 in CI
-(--config=ci); a long run is made by hand with a larger number (README, "Reliability").
+(--config=ci); a long run is made by hand with a larger number (docs/reliability.md, docs/figures.md).
 """
 
 import io
@@ -43,6 +43,7 @@ from fuzzing import EXAMPLES, FUZZ, OUTCOMES, outcome
 from ssd_tflite import checkpoint_files, detection, export, persistent_worker, pipeline_config
 from ssd_tflite.checkpoint import CheckpointSource
 from ssd_tflite.errors import ConfigError, UserError
+from ssd_tflite.images import load_image
 
 # Exports build a whole graph: fewer of them.
 EXPORT_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 10, 5))
@@ -273,7 +274,7 @@ class FuzzTest(absltest.TestCase):
         path = os.path.join(work, "photo")
         with open(path, "wb") as out:
             out.write(content)
-        image = outcome("image", lambda: detection.load_image(path))
+        image = outcome("image", lambda: load_image(path))
         if isinstance(image, Image.Image):
             self.assertEqual(image.mode, "RGB")
             detector = detection.open_detector(testing.runfile(MODEL))
@@ -298,7 +299,7 @@ class FuzzTest(absltest.TestCase):
         path = os.path.join(work, "detect.tflite")
         with open(path, "wb") as out:
             out.write(content)
-        image = detection.load_image(testing.testdata(PHOTO))
+        image = load_image(testing.testdata(PHOTO))
 
         def run_detect():
             detector = detection.open_detector(path)

@@ -1,7 +1,7 @@
-"""What the fuzz tests share: how many examples, and the count of outcomes per target (the README's figures).
+"""What the fuzz tests share: how many examples, and the count of outcomes per target (docs/figures.md's).
 
 FUZZ_EXAMPLES sets the examples per target: 50 in the quick suite, 200 in CI
-(--config=ci); a long run is made by hand with a larger number (README, "Reliability").
+(--config=ci); a long run is made by hand with a larger number (docs/reliability.md, docs/figures.md).
 """
 
 import collections

@@ -6,7 +6,7 @@ limit, truncated and decompression-bomb images, models without the SSD
 contract (two inputs, a count output that is not [1]), a model whose memory
 grows with the image's pixels, one whose outputs are too large, a run that
 does not end in time, and an --output that cannot be written. (Calibration
-reads images with the same detection.load_image.)
+reads images with the same images.load_image.)
 """
 
 import io
@@ -28,8 +28,9 @@ from ai_edge_litert import schema_py_generated as schema
 from PIL import EpsImagePlugin, Image
 
 import testing
-from ssd_tflite import detection, flatbuffer_model, tflite_metadata
+from ssd_tflite import bounded_run, detection, flatbuffer_model, tflite_metadata
 from ssd_tflite.errors import InputError, UserError
+from ssd_tflite.images import IMAGE_FORMATS, load_image
 
 MODEL = testing.runfile("models/ssd_mobilenet_v1_quant_tflite.tflite")
 PHOTO = testing.testdata("chelsea.png")
@@ -137,7 +138,7 @@ class InputsTest(absltest.TestCase):
     def refused_image(self, name: str, content: bytes, *fragments: str) -> None:
         path = self.write(name, content)
         with self.assertRaises(InputError) as raised:
-            detection.load_image(path)
+            load_image(path)
         self.assert_names(raised.exception, path, *fragments)
 
     def test_model_whose_tables_share_one_large_string(self):
@@ -167,12 +168,12 @@ class InputsTest(absltest.TestCase):
             flatbuffer_model.read(path)
 
     def test_bad_normalizations_are_refused_naming_the_file(self):
-        """mean and std, from a _metadata.json or from the embedded metadata: 3 finite numbers, std positive."""
+        """mean and std, from a _contract.json or from the embedded metadata: 3 finite numbers, std positive."""
         bad = [([1, 2], [1, 2, 3]), ("abc", [1, 1, 1]), ([[1], 2, 3], [1, 1, 1]), ([128, 128, 128], [0, 0, 0]),
                ([128, 128, 128], [128, float("nan"), 128]), ([], []), ([128, 128, 128], [-1, 128, 128])]
         for mean, std in bad:
             with self.subTest(mean=mean, std=std):
-                path = self.create_tempfile("model_metadata.json",
+                path = self.create_tempfile("model_contract.json",
                                             json.dumps({"input": {"mean": mean, "std": std}})).full_path
                 with self.assertRaisesRegex(InputError, re.escape(path) + ": input: (mean|std) is"):
                     detection.load_normalization(path)
@@ -207,11 +208,11 @@ class InputsTest(absltest.TestCase):
 
     def test_every_supported_format_loads(self):
         photo = Image.open(PHOTO).convert("RGB")
-        for image_format in detection.IMAGE_FORMATS:
+        for image_format in IMAGE_FORMATS:
             with self.subTest(image_format=image_format):
                 encoded = io.BytesIO()
                 (photo.convert("P") if image_format == "GIF" else photo).save(encoded, format=image_format)
-                loaded = detection.load_image(self.write("photo", encoded.getvalue()))
+                loaded = load_image(self.write("photo", encoded.getvalue()))
                 self.assertEqual((loaded.mode, loaded.size), ("RGB", photo.size))
 
     # Models without the SSD contract.
@@ -223,7 +224,7 @@ class InputsTest(absltest.TestCase):
         return self.write("crafted.tflite", flatbuffer_model.pack(model))
 
     def refused_detection(self, path: str, *fragments: str) -> None:
-        image = detection.load_image(PHOTO)
+        image = load_image(PHOTO)
         with self.assertRaises(InputError) as raised:
             detection.open_detector(path).detect(image, [], 0.0)
         self.assert_names(raised.exception, path, *fragments)
@@ -269,7 +270,7 @@ class InputsTest(absltest.TestCase):
             return tf.zeros([1, 10, 4]) + total, tf.zeros([1, 10]), tf.zeros([1, 10]), tf.zeros([1])
 
         path = self.converted(hostile)
-        with mock.patch.object(detection, "RUN_MEMORY_BYTES", 1 << 30):
+        with mock.patch.object(bounded_run, "MEMORY_BYTES", 1 << 30):
             detector = detection.Detector(path)
             self.assertEqual(detector.detect(Image.new("RGB", (300, 300)), [], 0.0), [])
             with self.assertRaises(InputError) as raised:
@@ -284,7 +285,7 @@ class InputsTest(absltest.TestCase):
             boxes = tf.zeros([1, 100000, 4]) + image[0, 0, 0, 0]
             return boxes, tf.zeros([1, 100000]), tf.zeros([1, 100000]), tf.zeros([1])
 
-        self.refused_detection(self.converted(hostile), "File too large", f"{detection.RUN_OUTPUT_BYTES} bytes")
+        self.refused_detection(self.converted(hostile), "File too large", f"{bounded_run.OUTPUT_BYTES} bytes")
 
     def test_run_that_does_not_end_in_time(self):
         run = subprocess.run
@@ -297,7 +298,7 @@ class InputsTest(absltest.TestCase):
 
     def test_built_model_runs_within_the_bounds(self):
         detector = detection.open_detector(MODEL)
-        found = detector.detect(detection.load_image(PHOTO), detector.labels, 0.0)
+        found = detector.detect(load_image(PHOTO), detector.labels, 0.0)
         self.assertLen(found, 10)
         self.assertContainsSubset({item.label for item in found}, detector.labels)
 

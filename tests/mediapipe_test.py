@@ -2,7 +2,7 @@
 
 The embedded TFLite Model Metadata is parsed with MediaPipe's own generated
 reader of metadata_schema.fbs (not ours), and must describe the model: the
-input's normalization as in `<name>_metadata.json`, the four outputs by the
+input's normalization as in `<name>_contract.json`, the four outputs by the
 names MediaPipe looks for, boxes as [ymin, xmin, ymax, xmax] ratios, and the
 labels packed as TENSOR_VALUE_LABELS, one per class.
 
@@ -26,27 +26,18 @@ from mediapipe.tasks.python import vision
 
 import testing
 from ssd_tflite import detection, tflite_metadata
+from ssd_tflite.images import load_image
 
-TARGETS = (
-    "mlperf_ssd_mobilenet_v1_8bit_tflite",
-    "ssd_mobilenet_v1_quant_tflite",
-    "ssd_mobilenet_v2_quant_tflite",
-    "ssd_resnet50_fpn_calibrated_uint8_tflite",
-    "ssd_resnet50_fpn_tflite",
-    "ssd_resnet50_fpn_uint8_tflite",
-    "ssdlite_mobilenet_v2_calibrated_uint8_tflite",
-    "ssdlite_mobilenet_v2_tflite",
-    "ssdlite_mobilenet_v2_uint8_tflite",
-)
+TARGETS = tuple(testing.models())
 PHOTOS = ("chelsea.png", "coffee.png")
 
 
 def model(target: str) -> str:
-    return testing.runfile(f"models/{target}.tflite")
+    return testing.model_file(target)
 
 
 def sidecar(target: str) -> dict:
-    with open(testing.runfile(f"models/{target}_metadata.json")) as metadata_file:
+    with open(testing.model_file(target, "contract")) as metadata_file:
         return json.load(metadata_file)
 
 
@@ -95,7 +86,7 @@ class MediaPipeTest(parameterized.TestCase):
     @parameterized.product(target=TARGETS, photo=PHOTOS)
     def test_mediapipe_finds_what_litert_finds(self, target, photo):
         litert = detection.open_detector(model(target))
-        picture = detection.load_image(testing.testdata(photo)).resize((litert.width, litert.height),
+        picture = load_image(testing.testdata(photo)).resize((litert.width, litert.height),
                                                                         detection.Image.BILINEAR)
         boxes, classes, scores, count = litert.raw_outputs(litert.input_tensor(picture))
         size = np.array([litert.height, litert.width, litert.height, litert.width], np.float32)

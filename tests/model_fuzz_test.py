@@ -42,6 +42,7 @@ from fuzzing import FUZZ, OUTCOMES, outcome
 from ssd_tflite import (checkpoint_files, detection, flatbuffer_model, pipeline_config, postprocess_options,
                         reconstruction, tflite_metadata)
 from ssd_tflite.errors import InputError, UserError
+from ssd_tflite.images import load_image
 
 MODEL = "real_models/ssd_mobilenet_v1_075_quant_8class_2019_02.tflite"
 CONFIG = "real_models/ssd_mobilenet_v1_075_quant_8class.pipeline.config"
@@ -476,7 +477,7 @@ class ModelFuzzTest(absltest.TestCase):
     def test_detect(self, mutated):
         model, _ = mutated
         path = written(model, tempfile.mkdtemp(dir=self.work))
-        image = detection.load_image(testing.testdata(PHOTO))
+        image = load_image(testing.testdata(PHOTO))
 
         def run_detect():
             detector = detection.open_detector(path)

@@ -19,15 +19,12 @@ from ai_edge_litert.interpreter import Interpreter
 
 import testing
 
-# repository -> a //models target built from its tarball (or, by default, from
-# //models:<repository>_synthetic, which stands in for the tarball here).
-STAND_INS = {
-    "ssd_mobilenet_v1_quantized_coco": "ssd_mobilenet_v1_quant_tflite",
-    "ssd_mobilenet_v2_quantized_coco": "ssd_mobilenet_v2_quant_tflite",
-    "ssdlite_mobilenet_v2_coco": "ssdlite_mobilenet_v2_tflite",
-    "ssd_resnet50_v1_fpn_coco": "ssd_resnet50_fpn_tflite",
-    "mlperf_ssd_mobilenet_v1_8bit": "mlperf_ssd_mobilenet_v1_8bit_tflite",
-}
+# repository -> a //models target built from its tarball (or, by default, from the synthetic checkpoint
+# that stands in for the tarball here): its first model without calibration, the quickest to build.
+STAND_INS = {}
+for _name, _model in testing.models().items():
+    if _model["zoo_repository"] and not _model["calibrated"]:
+        STAND_INS.setdefault(_model["zoo_repository"], _name)
 CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config")
 # The host's model: the classic uint8 recipe on the served SSD MobileNet v1 tarball.
 DETECT_BUILD = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
@@ -94,7 +91,7 @@ class MonorepoTest(parameterized.TestCase):
         os.makedirs(cls.served, exist_ok=True)
         cls.sha256 = {}
         for repository, (archive, folder) in zoo_archives().items():
-            checkpoint_dir = testing.runfile(f"models/{repository}_synthetic")
+            checkpoint_dir = os.path.dirname(testing.runfile(testing.synthetic_zoo_checkpoints()[repository]))
             path = os.path.join(cls.served, archive)
             with tarfile.open(path, "w:gz", dereference=True) as tar:
                 for name in CHECKPOINT_FILES:
@@ -160,7 +157,7 @@ rules_ssd_tflite_register_toolchains()
         # metadata differs only in its description (the checkpoint's label, and synthetic or not).
         for target, model in zip(STAND_INS.values(), models[1:]):
             self.assertEqual(testing.without_metadata(model),
-                             testing.without_metadata(testing.runfile(f"models/{target}.tflite")), target)
+                             testing.without_metadata(testing.model_file(target)), target)
 
     @parameterized.parameters("before", "after")
     def test_host_python_toolchain_keeps_its_targets_and_ours_keep_tensorflow(self, order):

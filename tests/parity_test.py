@@ -24,15 +24,18 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 import postprocess_reference
 import testing
 from ssd_tflite import detection
+from ssd_tflite.images import load_image, resized_pixels
 
-FLOAT_MODELS = ("ssdlite_mobilenet_v2_tflite", "ssd_resnet50_fpn_tflite")
-# Quantization-aware checkpoints, and a float one calibrated on images: all have FakeQuant graphs.
 # Not ssd_resnet50_fpn_calibrated_uint8_tflite: its synthetic weights feed the FPN smoothing layers
 # inputs of +-400 for a 0..6 output range, so a 1-step rounding difference there becomes up to 255
 # steps (measured layer by layer: <= 10 steps through the backbone, 255 after fpn/smoothing_2).
 # The half-step-per-layer bound assumes layers that do not amplify, which random weights break.
-QUANTIZED_MODELS = ("ssd_mobilenet_v1_quant_tflite", "ssd_mobilenet_v2_quant_tflite",
-                    "mlperf_ssd_mobilenet_v1_8bit_tflite", "ssdlite_mobilenet_v2_calibrated_uint8_tflite")
+AMPLIFYING = "ssd_resnet50_fpn_calibrated_uint8_tflite"
+FLOAT_MODELS = tuple(name for name, model in testing.models().items() if model["inference_type"] == "FLOAT")
+# Quantization-aware checkpoints, and float ones calibrated on images: all have FakeQuant graphs.
+QUANTIZED_MODELS = tuple(name for name, model in testing.models().items()
+                         if model["inference_type"] == "QUANTIZED_UINT8" and not model["default_ranges"]
+                         and name != AMPLIFYING)
 IMAGES = ("chelsea.png", "coffee.png")
 RAW_OUTPUTS = ("raw_outputs/box_encodings:0", "raw_outputs/class_predictions:0", "anchors:0")
 
@@ -76,16 +79,19 @@ class FrozenGraph:
 
 
 def detector(target: str) -> detection.Detector:
-    return detection.open_detector(testing.runfile(f"models/{target}.tflite"))
+    return detection.open_detector(testing.model_file(target))
 
 
 class ParityTest(parameterized.TestCase):
 
+    def test_the_model_left_out_exists(self):
+        self.assertIn(AMPLIFYING, testing.models())
+
     @parameterized.product(target=FLOAT_MODELS, image=IMAGES)
     def test_float_model_matches_frozen_graph(self, target, image):
         model = detector(target)
-        graph = FrozenGraph(testing.model_graph(target))
-        tensor = model.input_tensor(detection.load_image(testing.testdata(image)))
+        graph = FrozenGraph(testing.model_file(target, "graph"))
+        tensor = model.input_tensor(load_image(testing.testdata(image)))
         encodings, scores, anchors = graph.raw_outputs(tensor)
         boxes = postprocess_reference.decode(encodings[0], anchors, [graph.attr(key) for key in
                                                                       ("y_scale", "x_scale", "h_scale", "w_scale")])
@@ -105,8 +111,8 @@ class ParityTest(parameterized.TestCase):
         outputs of the classic graph (no embedding) fed with pixel - channel means."""
         model = detector("ssd_resnet50_fpn_tflite")
         classic = FrozenGraph(testing.runfile("tests/resnet_fpn_classic_graph/tflite_graph.pb"))
-        picture = detection.load_image(testing.testdata(image))
-        pixels = detection.resized_pixels(picture, 640, 640)[np.newaxis]
+        picture = load_image(testing.testdata(image))
+        pixels = resized_pixels(picture, 640, 640)[np.newaxis]
         encodings, scores, anchors = classic.raw_outputs(pixels - np.array([123.68, 116.779, 103.939], np.float32))
         boxes = postprocess_reference.decode(encodings[0], anchors, (10.0, 10.0, 5.0, 5.0))
         expected_boxes, expected_classes, expected_scores = postprocess_reference.fast_nms(
@@ -120,15 +126,15 @@ class ParityTest(parameterized.TestCase):
 
     @parameterized.product(target=QUANTIZED_MODELS, image=IMAGES)
     def test_quantized_model_matches_fake_quant_graph(self, target, image):
-        graph = FrozenGraph(testing.model_graph(target))
+        graph = FrozenGraph(testing.model_file(target, "graph"))
         # Without the XNNPACK delegate, which fuses the tensors compared here away.
-        interpreter = Interpreter(model_path=testing.runfile(f"models/{target}.tflite"),
+        interpreter = Interpreter(model_path=testing.model_file(target),
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
                                   experimental_preserve_all_tensors=True)
         interpreter.allocate_tensors()
         (model_input,) = interpreter.get_input_details()
         scale, zero_point = model_input["quantization"]
-        pixels = detector(target).input_tensor(detection.load_image(testing.testdata(image)))
+        pixels = detector(target).input_tensor(load_image(testing.testdata(image)))
         interpreter.set_tensor(model_input["index"], pixels)
         interpreter.invoke()
         expected = graph.raw_outputs((pixels.astype(np.float32) - zero_point) * scale)

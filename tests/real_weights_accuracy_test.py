@@ -14,7 +14,7 @@ with the flags `tflite_to_checkpoint` prints:
 Each AP is bounded against the original model's or the float build's, both
 measured here on the same images; the calibrated build is evaluated on the
 first 96 images only, which it was not calibrated on. The figures are printed
-as a table (the README's "Accuracy" quotes them).
+as a table (docs/figures.md quotes them).
 """
 
 import dataclasses

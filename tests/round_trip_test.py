@@ -32,8 +32,9 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import model_pairing
 import testing
-from ssd_tflite import (checkpoint_files, conversion, detection, export, flatbuffer_model, graph_contract,
-                        pipeline_config, reconstruction, toco_layout)
+from ssd_tflite import (checkpoint_files, conversion, converter_settings, export, flatbuffer_model,
+                        pipeline_config, reconstruction, tflite_graph, toco_layout)
+from ssd_tflite.images import load_image, resized_pixels
 
 PHOTOS = ("cat.png", "grace_hopper.png", "pets.jpg")
 # model -> (config in the workspace, head outputs whose zero point comes back one off, constants compared)
@@ -61,14 +62,15 @@ def real_model(name: str) -> str:
     return testing.testdata(f"real_models/{name}.tflite")
 
 
-def conversion_settings(mean: float, std: float, ignore_weights_narrow_range: bool) -> conversion.ConversionSettings:
-    return conversion.ConversionSettings(
-        input_arrays=(graph_contract.INPUT_NAME,), output_arrays=graph_contract.OUTPUT_ARRAYS,
+def conversion_settings(mean: float, std: float,
+                        ignore_weights_narrow_range: bool) -> converter_settings.ConverterSettings:
+    return converter_settings.ConverterSettings(
+        input_arrays=(tflite_graph.INPUT_NAME,), output_arrays=tflite_graph.OUTPUT_ARRAYS,
         input_shapes=((1, 300, 300, 3),), inference_type="QUANTIZED_UINT8", mean_values=(mean,),
         std_values=(std,), allow_custom_ops=True, ignore_weights_narrow_range=ignore_weights_narrow_range)
 
 
-def write_converted(graph: str, settings: conversion.ConversionSettings, model: str) -> str:
+def write_converted(graph: str, settings: converter_settings.ConverterSettings, model: str) -> str:
     with open(model, "wb") as out:
         out.write(conversion.convert(graph, settings))
     return model
@@ -76,7 +78,7 @@ def write_converted(graph: str, settings: conversion.ConversionSettings, model: 
 
 @functools.cache
 def mid_2018_style_model() -> str:
-    return write_converted(testing.model_graph("ssd_mobilenet_v1_quant_tflite"),
+    return write_converted(testing.model_file("ssd_mobilenet_v1_quant_tflite", "graph"),
                            conversion_settings(128, 128, ignore_weights_narrow_range=True),
                            os.path.join(tempfile.mkdtemp(dir=os.environ["TEST_TMPDIR"]), "detect.tflite"))
 
@@ -116,8 +118,8 @@ def run(model: str, pixels: np.ndarray) -> Interpreter:
 
 
 def photo_pixels(photo: str) -> np.ndarray:
-    image = detection.load_image(testing.testdata(f"real_models/{photo}"))
-    return detection.resized_pixels(image, 300, 300)[np.newaxis].astype(np.uint8)
+    image = load_image(testing.testdata(f"real_models/{photo}"))
+    return resized_pixels(image, 300, 300)[np.newaxis].astype(np.uint8)
 
 
 def constants_compared(original_path: str, model_path: str) -> tuple[int, list[str], list[int]]:

@@ -2,6 +2,7 @@
 
 import ast
 import collections
+import functools
 import json
 import os
 import re
@@ -31,23 +32,27 @@ def runfile(path: str) -> str:
     return os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], path)
 
 
-# The export each //models target converts (ssd_tflite_model's `graph`, see models/BUILD).
-MODEL_GRAPHS = {
-    "ssd_mobilenet_v1_quant_tflite": "ssd_mobilenet_v1_quant_graph",
-    "ssd_mobilenet_v2_quant_tflite": "ssd_mobilenet_v2_quant_graph",
-    "ssdlite_mobilenet_v2_tflite": "ssdlite_mobilenet_v2_graph",
-    "ssdlite_mobilenet_v2_uint8_tflite": "ssdlite_mobilenet_v2_graph",
-    "ssdlite_mobilenet_v2_calibrated_uint8_tflite": "ssdlite_mobilenet_v2_calibrated_graph",
-    "ssd_resnet50_fpn_tflite": "ssd_resnet50_fpn_graph",
-    "ssd_resnet50_fpn_uint8_tflite": "ssd_resnet50_fpn_graph",
-    "ssd_resnet50_fpn_calibrated_uint8_tflite": "ssd_resnet50_fpn_calibrated_graph",
-    "mlperf_ssd_mobilenet_v1_8bit_tflite": "mlperf_ssd_mobilenet_v1_8bit_graph",
-}
+@functools.cache
+def models() -> dict[str, dict]:
+    """name -> entry of every //models model, from models/manifest.json (models/models.bzl's model_manifest).
+
+    An entry holds the workspace-relative paths of the model's files ("tflite", "labels", "contract",
+    "graph", "pipeline_config"), its "inference_type", whether its graph is "calibrated", its
+    "default_ranges", and the "zoo_repository" its checkpoint comes from.
+    """
+    with open(runfile("models/manifest.json")) as manifest:
+        return {model["name"]: model for model in json.load(manifest)["models"]}
 
 
-def model_graph(target: str) -> str:
-    """The frozen graph that //models:`target` was converted from."""
-    return runfile(f"models/{MODEL_GRAPHS[target]}/tflite_graph.pb")
+def synthetic_zoo_checkpoints() -> dict[str, str]:
+    """Model-zoo repository -> the workspace-relative prefix of the synthetic checkpoint standing in for it."""
+    with open(runfile("models/manifest.json")) as manifest:
+        return json.load(manifest)["synthetic_zoo_checkpoints"]
+
+
+def model_file(target: str, kind: str = "tflite") -> str:
+    """The runfile of //models:`target`'s `kind` (tflite, labels, contract, graph or pipeline_config)."""
+    return runfile(models()[target][kind])
 
 
 def testdata(name: str) -> str:

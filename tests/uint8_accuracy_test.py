@@ -1,14 +1,14 @@
 """uint8 builds of a float model, run through detect, against the float build on the same photos.
 
 The calibrated build must find the float build's top detections within the
-gap `dev/bench` measured on the embedded default (README, "Measured"):
+gap `dev/bench` measured on the embedded default (docs/figures.md):
 13 of the 20 top-10 detections on chelsea.png and coffee.png matched (same
 class, IoU >= 0.5), mean IoU 0.91, mean score gap 0.002. (Mean IoU was 0.98
 with float anchors; TOCO's uint8 anchors, which QUANTIZED_UINT8 builds now
 carry, move each box by up to half a step, 0.0032, which costs the small
 boxes of these random weights 0.07.) The bounds below
 leave room for other CPUs' rounding, not for a broken build: the classic recipe's
-default-range build matches none, which the README states and the second
+default-range build matches none, which docs/models.md states and the second
 test keeps true. The photos are not among the calibration images.
 """
 
@@ -16,6 +16,7 @@ from absl.testing import absltest
 
 import testing
 from ssd_tflite import agreement, detection
+from ssd_tflite.images import load_image
 
 IMAGES = ("chelsea.png", "coffee.png")
 FLOAT_MODEL = "ssdlite_mobilenet_v2_tflite"
@@ -25,7 +26,7 @@ MAX_MEAN_SCORE_GAP = 0.01  # measured 0.002
 
 
 def agreement_with_float(target: str) -> agreement.Agreement:
-    images = [detection.load_image(testing.testdata(name)) for name in IMAGES]
+    images = [load_image(testing.testdata(name)) for name in IMAGES]
     return agreement.compare_models(detection.open_detector(testing.runfile(f"models/{FLOAT_MODEL}.tflite")),
                                     detection.open_detector(testing.runfile(f"models/{target}.tflite")), images)
 

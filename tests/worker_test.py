@@ -81,7 +81,7 @@ class Worker:
 
     def send_frame(self, frame: bytes):
         """Writes `frame` as one length-prefixed message; returns the response."""
-        self.process.stdin.write(bytes([len(frame)]) + frame)  # frames of tests are under 128 bytes
+        self.process.stdin.write(persistent_worker.length_prefix(len(frame)) + frame)
         self.process.stdin.flush()
         return persistent_worker.read_delimited(self.process.stdout, persistent_worker.WorkResponse)
 
@@ -115,7 +115,7 @@ class WorkerTest(absltest.TestCase):
         self.converter = testing.runfile("py/toco.py")
 
     def convert_flags(self, target: str, output: str, *extra: str) -> list[str]:
-        return [f"--input_file={testing.model_graph(target)}", f"--output_file={os.path.join(self.tmp, output)}",
+        return [f"--input_file={testing.model_file(target, 'graph')}", f"--output_file={os.path.join(self.tmp, output)}",
                 *CONVERTER_FLAGS, *extra]
 
     def test_worker_outputs_equal_one_off_actions_and_do_not_depend_on_earlier_requests(self):
@@ -157,7 +157,7 @@ class WorkerTest(absltest.TestCase):
         shutil.copytree(os.path.dirname(os.path.realpath(testing.runfile("py/model_contract.py"))), tools,
                         ignore=shutil.ignore_patterns("__pycache__"))
         contract = os.path.join(tools, "model_contract.py")
-        flags = [f"--pipeline_config_path={self.tmp}/missing.config", f"--metadata_out={self.tmp}/m.json",
+        flags = [f"--pipeline_config_path={self.tmp}/missing.config", f"--contract_out={self.tmp}/m.json",
                  f"--labels_out={self.tmp}/labels.txt"]
         worker = Worker(contract)
         code, output = worker.run(flags)
@@ -166,6 +166,22 @@ class WorkerTest(absltest.TestCase):
         with open(errors, "a") as edited:
             edited.write("\nraise SystemExit('edited errors.py was loaded')\n")
         self.assertEqual(worker.run(flags), (1, "edited errors.py was loaded\n"))
+        self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
+
+    def test_worker_whose_module_was_deleted_answers_then_exits(self):
+        """A module renamed away under a running worker (it crashed on the stamp of the missing file)."""
+        tools = os.path.join(self.tmp, "py_deleted")
+        shutil.copytree(os.path.dirname(os.path.realpath(testing.runfile("py/model_contract.py"))), tools,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        contract = os.path.join(tools, "model_contract.py")
+        flags = [f"--pipeline_config_path={self.tmp}/missing.config", f"--contract_out={self.tmp}/m.json",
+                 f"--labels_out={self.tmp}/labels.txt"]
+        worker = Worker(contract)
+        self.assertEqual(worker.run(flags)[0], 1)
+        os.remove(os.path.join(tools, "ssd_tflite", "captured_output.py"))
+        code, output = worker.run(flags)
+        self.assertEqual(code, 1)
+        self.assertIn("No module named 'ssd_tflite.captured_output'", output)
         self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
 
     def fixture_tool(self) -> str:
@@ -221,6 +237,21 @@ class WorkerTest(absltest.TestCase):
         self.assertEqual((response.request_id, response.exit_code, response.output), (
             7, 1, "fixture_tool: error: WorkRequest.arguments: not a shell-quoted params file: No closing quotation\n"))
         self.assertEqual(worker.run([f"--record={self.tmp}/record.json"]), (0, ""), "the worker serves on")
+
+    def test_the_request_fields_the_tools_do_not_read_are_skipped(self):
+        """Bazel also sends inputs, cancel, verbosity and sandbox_dir (fields 2, 4, 5 and 6)."""
+        worker = Worker(self.fixture_tool())
+        self.addCleanup(worker.close)
+        record = os.path.join(self.tmp, "record.json")
+        argument = f"--record={record}".encode()
+        frame = (b"\x0a" + persistent_worker.length_prefix(len(argument)) + argument  # arguments
+                 + b"\x12\x0c\x0a\x04a.py\x12\x04\x00\x01\x02\x03"  # inputs: one (path, digest)
+                 + b"\x18\x07"  # request_id 7
+                 + b"\x20\x00\x28\x02\x32\x03/sb")  # cancel, verbosity, sandbox_dir
+        response = worker.send_frame(frame)
+        self.assertEqual((response.request_id, response.exit_code, response.output), (7, 0, ""))
+        with open(record) as recorded:
+            self.assertEqual(json.load(recorded), [])
 
     def test_a_stream_without_a_next_frame_ends_the_worker_with_one_line(self):
         fixture = self.fixture_tool()

@@ -33,6 +33,32 @@ ssd_python_toolchain = rule(
     },
 )
 
+SsdPythonLibraryInfo = provider(
+    doc = "Python modules of this rule set and, transitively, the modules they import.",
+    fields = {"sources": "depset of File: the modules and everything they import."},
+)
+
+def _sources(srcs, deps):
+    return depset(srcs, transitive = [dep[SsdPythonLibraryInfo].sources for dep in deps])
+
+def _ssd_python_library_impl(ctx):
+    sources = _sources(ctx.files.srcs, ctx.attr.deps)
+    return [SsdPythonLibraryInfo(sources = sources), DefaultInfo(files = sources)]
+
+ssd_python_library = rule(
+    implementation = _ssd_python_library_impl,
+    doc = """Modules of this rule set's Python tools, with the modules they import as deps.
+
+Each tool's action inputs are then exactly the modules it imports, so that an
+edit to a module re-runs only the actions of the tools that import it.
+//tests:python_deps_test checks that deps match the imports.""",
+    attrs = {
+        "srcs": attr.label_list(allow_files = [".py"], doc = "The modules."),
+        "deps": attr.label_list(providers = [SsdPythonLibraryInfo], doc = "The libraries they import."),
+    },
+    provides = [SsdPythonLibraryInfo],
+)
+
 SsdPythonToolInfo = provider(
     doc = "A Python tool of this rule set: a script and the sources it imports.",
     fields = {
@@ -42,7 +68,7 @@ SsdPythonToolInfo = provider(
 )
 
 def _ssd_python_tool_impl(ctx):
-    sources = depset(ctx.files.srcs)
+    sources = _sources([], ctx.attr.deps)
     return [
         SsdPythonToolInfo(main = ctx.file.main, sources = sources),
         DefaultInfo(files = depset([ctx.file.main], transitive = [sources])),
@@ -53,7 +79,10 @@ ssd_python_tool = rule(
     doc = "A script of this rule set that actions run with the `//tools:python_toolchain_type` interpreter.",
     attrs = {
         "main": attr.label(mandatory = True, allow_single_file = [".py"], doc = "The script."),
-        "srcs": attr.label_list(allow_files = [".py"], doc = "Modules it imports, below the script's folder."),
+        "deps": attr.label_list(
+            providers = [SsdPythonLibraryInfo],
+            doc = "The libraries (`ssd_python_library`) it imports, below the script's folder.",
+        ),
     },
     provides = [SsdPythonToolInfo],
 )

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ssd_tflite.pipeline_config import MultiscaleAnchors, SsdAnchors
-from ssd_tflite.errors import ConfigError
+from ssd_tflite.errors import InternalError
+from ssd_tflite.model_spec import MultiscaleAnchors, SsdAnchors
 
 FeatureMapShape = tuple[int, int]
 
@@ -53,8 +53,8 @@ def ssd_anchors(spec: SsdAnchors, feature_maps: Sequence[FeatureMapShape],
                 image_size: FeatureMapShape) -> np.ndarray:
     """`ssd_anchor_generator` anchors for the given feature-map sizes."""
     if len(feature_maps) != spec.num_layers:
-        raise ConfigError(f"ssd_anchor_generator.num_layers is {spec.num_layers} "
-                         f"but the feature extractor yields {len(feature_maps)} feature maps")
+        raise InternalError(f"ssd_anchor_generator.num_layers is {spec.num_layers} "
+                            f"but the feature extractor yields {len(feature_maps)} feature maps")
     shortest = min(image_size)
     base_height = spec.base_anchor_height * shortest / image_size[0]
     base_width = spec.base_anchor_width * shortest / image_size[1]
@@ -72,8 +72,8 @@ def multiscale_anchors(spec: MultiscaleAnchors, feature_maps: Sequence[FeatureMa
     """`multiscale_anchor_generator` (RetinaNet) anchors, one feature map per level."""
     levels = range(spec.min_level, spec.max_level + 1)
     if len(feature_maps) != len(levels):
-        raise ConfigError(f"multiscale_anchor_generator covers {len(levels)} levels "
-                         f"but the feature extractor yields {len(feature_maps)} feature maps")
+        raise InternalError(f"multiscale_anchor_generator covers {len(levels)} levels "
+                            f"but the feature extractor yields {len(feature_maps)} feature maps")
     octave_scales = [2.0 ** (step / spec.scales_per_octave) for step in range(spec.scales_per_octave)]
     boxes = []
     for level, feature_map in zip(levels, feature_maps):

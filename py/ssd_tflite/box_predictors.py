@@ -11,9 +11,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from ssd_tflite.errors import InternalError
 from ssd_tflite.layers import LayerBuilder
-from ssd_tflite.pipeline_config import ModelSpec
-from ssd_tflite.errors import ConfigError
+from ssd_tflite.model_spec import ModelSpec
 
 BOX_CODE_SIZE = 4
 WEIGHT_SHARED_SCOPE = "WeightSharedConvolutionalBoxPredictor"
@@ -64,8 +64,8 @@ def _weight_shared_heads(builder: LayerBuilder, feature_maps: Sequence[tf.Tensor
 def predict(builder: LayerBuilder, feature_maps: Sequence[tf.Tensor], spec: ModelSpec) -> tuple[tf.Tensor, tf.Tensor]:
     """Box codes [1, N, 4] and class logits [1, N, num_classes + 1] over all feature maps."""
     if len(feature_maps) != len(spec.num_anchors_per_location):
-        raise ConfigError(f"the anchor generator describes {len(spec.num_anchors_per_location)} feature maps "
-                         f"but the feature extractor yields {len(feature_maps)}")
+        raise InternalError(f"the anchor generator describes {len(spec.num_anchors_per_location)} feature maps "
+                            f"but the feature extractor yields {len(feature_maps)}")
     heads = _weight_shared_heads if spec.box_predictor.weight_shared else _convolutional_heads
     boxes, classes = heads(builder, feature_maps, spec)
     return tf.concat(boxes, axis=1, name="concat"), tf.concat(classes, axis=1, name="concat_1")

@@ -16,10 +16,10 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ssd_tflite import detection
-from ssd_tflite.graph_contract import INPUT_NAME
+from ssd_tflite.architecture import PixelNormalization
+from ssd_tflite.images import load_image, normalized_pixels
 from ssd_tflite.layers import VariableSource
-from ssd_tflite.preprocessing import PixelNormalization
+from ssd_tflite.tflite_graph import INPUT_NAME
 
 Range = tuple[float, float]
 
@@ -90,5 +90,5 @@ class CalibratedSource:
 
 def load_images(paths: Sequence[str], height: int, width: int, normalization: PixelNormalization) -> np.ndarray:
     """Images resized to the graph input and normalized as the graph expects, [N, H, W, 3] float32."""
-    return np.stack([detection.normalized_pixels(detection.load_image(path), height, width, normalization.mean,
+    return np.stack([normalized_pixels(load_image(path), height, width, normalization.mean,
                                                  normalization.std) for path in paths])

@@ -20,6 +20,19 @@ OPTIMIZER_SLOTS = frozenset({"Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1
 TRAINING_STATE = frozenset({"global_step", "fake_quantization_step", "beta1_power", "beta2_power"})
 ZERO_DEBIAS = frozenset({"biased", "local_step"})
 _LISTED = 8
+# What TensorFlow's reader raises for damaged checkpoint files (measured on truncated files, flipped bytes,
+# and flipped index bytes whose block checksums were made to match). Opening the index and listing its
+# variables: an OpError (no such file, a corrupt table), a TypeError (an entry with an unknown dtype), a
+# ValueError (no checkpoint at the prefix; a name that is not UTF-8 is a UnicodeDecodeError). Reading a
+# value: an OpError (a checksum that does not match, an entry that lost its key, a data file that cannot
+# be opened) or an IndexError (a data file shorter than its index says).
+_OPENING_ERRORS = (tf.errors.OpError, TypeError, ValueError)
+_READING_ERRORS = (tf.errors.OpError, IndexError)
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of a reader's error message, or the error's type if it has none."""
+    return (getattr(error, "message", str(error)).splitlines() or [type(error).__name__])[0]
 
 
 def _listing(items: list[str]) -> str:
@@ -36,20 +49,14 @@ class CheckpointSource:
         self.use_moving_averages = use_moving_averages
         try:
             self._reader = tf.train.load_checkpoint(prefix)
-        except (tf.errors.OpError, ValueError) as error:
-            message = getattr(error, "message", str(error)).splitlines()[0]
+            self._shapes = {name: tuple(shape) for name, shape in self._reader.get_variable_to_shape_map().items()}
+            self._dtypes = self._reader.get_variable_to_dtype_map()
+        except _OPENING_ERRORS as error:
             raise CheckpointError(f"{prefix}: cannot read the checkpoint "
-                                  f"(expected {prefix}.index and {prefix}.data-*): {message}") from None
-        self._shapes = {name: tuple(shape) for name, shape in self._reader.get_variable_to_shape_map().items()}
-        self._dtypes = self._reader.get_variable_to_dtype_map()
+                                  f"(expected {prefix}.index and {prefix}.data-*): {_first_line(error)}") from None
         self._consumed: set[str] = set()
         self._missing: list[str] = []
         self._mismatched: list[str] = []
-
-    @property
-    def consumed(self) -> frozenset[str]:
-        """Checkpoint names the graph has read so far."""
-        return frozenset(self._consumed)
 
     def _stored_name(self, name: str) -> str:
         if self.use_moving_averages and name.rsplit("/", 1)[-1] in TRAINABLE_KINDS:
@@ -69,9 +76,8 @@ class CheckpointSource:
         self._consumed.add(stored)
         try:
             return self._reader.get_tensor(stored)
-        except Exception as error:  # noqa: BLE001 (damaged bytes provoke OpError, IndexError, RuntimeError, ...)
-            message = (getattr(error, "message", str(error)).splitlines() or [type(error).__name__])[0]
-            raise CheckpointError(f"{self.prefix}: variable {stored} cannot be read: {message}. "
+        except _READING_ERRORS as error:
+            raise CheckpointError(f"{self.prefix}: variable {stored} cannot be read: {_first_line(error)}. "
                                   "The checkpoint files are damaged: copy or download them again.") from None
 
     def _range(self, scope: str) -> tuple[float, float]:

@@ -8,8 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from ssd_tflite import atomic_files
+from ssd_tflite.errors import InternalError
 
+# As tools/private/constants.bzl names them for the rules (synthetic_ssd_checkpoint declares these files).
 PREFIX = "model.ckpt"
+INDEX_FILE = PREFIX + ".index"
+DATA_SHARD = PREFIX + ".data-00000-of-00001"  # the one shard write_checkpoint writes
 STATE_FILE = "checkpoint"
 CONFIG_FILE = "pipeline.config"
 
@@ -33,6 +37,8 @@ def write_directory(directory: str, values: dict[str, np.ndarray], pipeline_conf
         for name in sorted(os.listdir(staging)):
             with open(os.path.join(staging, name), "rb") as staged:
                 files[name] = staged.read()
+    if sorted(files) != [DATA_SHARD, INDEX_FILE]:
+        raise InternalError(f"SaveV2 wrote {sorted(files)}, not the {DATA_SHARD} and {INDEX_FILE} of the zoo's layout")
     files[STATE_FILE] = f'model_checkpoint_path: "{PREFIX}"\nall_model_checkpoint_paths: "{PREFIX}"\n'.encode()
     if config_text is None:
         with open(pipeline_config_path, "rb") as config:

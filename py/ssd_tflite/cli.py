@@ -1,13 +1,9 @@
-"""How every command-line tool runs: absl flags, clean errors, quiet Bazel actions, persistent workers."""
+"""How every command-line tool runs: absl flags, clean errors, quiet Bazel actions (tool_worker: as workers)."""
 
 import atexit
-import gc
 import os
-import shlex
 import signal
-import subprocess
 import sys
-import tempfile
 import traceback
 from typing import Callable
 
@@ -16,9 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402  (after the environment is set)
 
-from ssd_tflite import captured_output, persistent_worker  # noqa: E402
+from ssd_tflite import captured_output, params_file, tool_worker  # noqa: E402
 from ssd_tflite.errors import UserError  # noqa: E402
-from ssd_tflite.graph_contract import PostProcessingFlags  # noqa: E402
+from ssd_tflite.tflite_graph import PostProcessingFlags  # noqa: E402
 
 
 class _Terminated(SystemExit):
@@ -122,78 +118,10 @@ def _run_captured(main: Callable[[], None], argv: list[str]) -> tuple[int, str]:
     return exit_code, output.text if exit_code else ""
 
 
-def _source_stamp(script: str) -> list[tuple[str, int, int]]:
-    """Modification time and size of the tool's script and of every module it loaded from beside it."""
-    root = os.path.dirname(os.path.realpath(script)) + os.sep  # as Python put it on sys.path
-    files = {script} | {module.__file__ for module in list(sys.modules.values())
-                        if getattr(module, "__file__", None) and os.path.realpath(module.__file__).startswith(root)}
-    return sorted((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in files)
-
-
-def _run_fresh(script: str, arguments: list[str]) -> tuple[int, str]:
-    """Runs the tool in a new process, as an action would (quiet unless it fails)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".params", encoding="utf-8") as params:
-        params.write("".join(shlex.quote(argument) + "\n" for argument in arguments))
-        params.flush()
-        result = subprocess.run([sys.executable, script, "@" + params.name], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, check=False)
-    return result.returncode, result.stdout.decode(errors="replace") if result.returncode else ""
-
-
-def _serve(main: Callable[[], None], script: str) -> int:
-    started = _source_stamp(script)
-    tool = _tool_name(script)
-
-    def handle(lines: list[str]) -> tuple[int, str, bool]:
-        try:
-            arguments = _shell_words("\n".join(lines), "WorkRequest.arguments")
-        except UserError as error:
-            return 1, f"{tool}: error: {error}\n", False
-        # Bazel 4 keeps a worker whose sources were edited: answer from a process that loads the
-        # new code, then quit, so that the next request starts a new worker.
-        if _source_stamp(script) != started:
-            return (*_run_fresh(script, arguments), True)
-        exit_code, output = _run_captured(main, [script] + arguments)
-        # TensorFlow's graphs and converter leave reference cycles behind; without a full collection
-        # a converter worker grew by about the model's size per request (ssdlite: 723 -> 1204 MiB in 40).
-        gc.collect()
-        return exit_code, output, False
-
-    return persistent_worker.serve(handle, tool)
-
-
-def _shell_words(text: str, source: str) -> list[str]:
-    """The arguments of a params file in Bazel's "shell" format: each shell-quoted, from a new line.
-
-    An argument holding line breaks spans lines. A persistent worker gets the
-    file's lines as WorkRequest.arguments (Bazel's worker reads the file by
-    lines), and joins them with line feeds to decode the file again; each
-    line break (CR LF, CR or LF) arrives as a line feed, in both modes. (Bazel
-    4's worker also reads a line that starts with @ as a params file to
-    expand: it fails the action before a tool sees it.)
-    """
-    try:
-        return shlex.split(text)
-    except ValueError as error:  # an unterminated quote
-        raise UserError(f"{source}: not a shell-quoted params file: {error}") from None
-
-
-def _params_file_arguments(argument: str) -> list[str]:
-    """The arguments in the Bazel params file `@path`."""
-    path = argument[1:]
-    try:
-        with open(path, encoding="utf-8") as params:  # universal newlines, as Bazel's worker reads it
-            return _shell_words(params.read(), path)
-    except OSError as error:
-        raise UserError(f"cannot read the params file {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: the params file is not UTF-8: {error}") from None
-
-
 def _run_action(main: Callable[[], None], tool: str, params_argument: str) -> int:
     """Runs like an action of the rules: the flags in a params file, output only if it fails."""
     try:
-        argv = [tool] + _params_file_arguments(params_argument)
+        argv = [tool] + params_file.read(params_argument[1:])
     except UserError as error:
         print(f"{_tool_name(tool)}: error: {error}", file=sys.stderr)
         return 1
@@ -221,7 +149,7 @@ def run(main: Callable[[], None]) -> None:
     app.define_help_flags()
     tool, arguments = sys.argv[0], sys.argv[1:]
     if "--persistent_worker" in arguments:
-        sys.exit(_serve(main, tool))
+        sys.exit(tool_worker.serve(tool, _tool_name(tool), lambda request: _run_captured(main, [tool] + request)))
     if _IMPORT_OUTPUT is not None:
         _IMPORT_OUTPUT.stop()
         sys.exit(_run_action(main, tool, arguments[0]))

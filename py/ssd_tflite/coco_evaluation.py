@@ -32,6 +32,7 @@ from pycocotools.cocoeval import COCOeval
 
 from ssd_tflite import detection, label_map
 from ssd_tflite.errors import InputError
+from ssd_tflite.images import load_image
 
 PROGRESS_EVERY = 16  # images between two progress lines
 _PROBLEMS_SHOWN = 10
@@ -225,7 +226,7 @@ class Scores:
 
 def _image(image_set: ImageSet, image: dict) -> Image.Image:
     path = os.path.join(image_set.images_folder, image["file_name"])
-    pixels = detection.load_image(path)
+    pixels = load_image(path)
     if pixels.size != (image["width"], image["height"]):
         raise InputError(f"{path}: {pixels.width}x{pixels.height} pixels, but {image_set.annotations_path} says "
                          f"{image['width']}x{image['height']}, so the boxes would not line up: is it the image "

@@ -10,56 +10,17 @@ quantizes weights over 256 levels, as TOCO did until mid-2018.
 import dataclasses
 import os
 import tempfile
-from typing import Optional
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.lite.python.convert_phase import ConverterError
 
 from ssd_tflite import toco_layout
-from ssd_tflite.errors import UserError
+from ssd_tflite.converter_settings import ConverterSettings
+from ssd_tflite.errors import ConversionError
 
-INFERENCE_TYPES = {"FLOAT": tf.float32, "QUANTIZED_UINT8": tf.uint8}
-
-
-class ConversionError(UserError):
-    """The converter rejected the graph or the settings."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversionSettings:
-    input_arrays: tuple[str, ...]
-    output_arrays: tuple[str, ...]
-    input_shapes: tuple[tuple[int, ...], ...] = ()  # empty: the graph's placeholder shapes
-    inference_type: str = "FLOAT"
-    inference_input_type: Optional[str] = None
-    mean_values: tuple[float, ...] = ()
-    std_values: tuple[float, ...] = ()
-    default_ranges: Optional[tuple[float, float]] = None
-    change_concat_input_ranges: bool = False
-    allow_custom_ops: bool = False
-    ignore_weights_narrow_range: bool = False
-
-    def validate(self) -> None:
-        """Raises ConversionError naming the flag at fault."""
-        for flag, value in (("inference_type", self.inference_type),
-                            ("inference_input_type", self.inference_input_type or self.inference_type)):
-            if value not in INFERENCE_TYPES:
-                raise ConversionError(f"--{flag}={value} is not supported; use one of {', '.join(INFERENCE_TYPES)}")
-        if self.input_shapes and len(self.input_shapes) != len(self.input_arrays):
-            raise ConversionError(f"--input_shapes gives {len(self.input_shapes)} shape(s) "
-                                  f"for {len(self.input_arrays)} --input_arrays")
-        quantized_input = (self.inference_input_type or self.inference_type) == "QUANTIZED_UINT8"
-        if quantized_input and (len(self.mean_values) != len(self.input_arrays)
-                                or len(self.std_values) != len(self.input_arrays)):
-            raise ConversionError("a QUANTIZED_UINT8 input needs one --mean_values and one --std_values "
-                                  "per --input_arrays entry")
-        if any(std == 0 for std in self.std_values):
-            raise ConversionError("--std_values must not be 0")
-        if self.ignore_weights_narrow_range and self.inference_type != "QUANTIZED_UINT8":
-            raise ConversionError("--ignore_weights_narrow_range changes how weights are quantized: "
-                                  "it needs --inference_type=QUANTIZED_UINT8")
-        if self.default_ranges is not None and self.default_ranges[0] >= self.default_ranges[1]:
-            raise ConversionError(f"--default_ranges_min={self.default_ranges[0]} must be below "
-                                  f"--default_ranges_max={self.default_ranges[1]}")
+# The converter's types of ConverterSettings' inference types.
+TENSOR_TYPES = {"FLOAT": tf.float32, "QUANTIZED_UINT8": tf.uint8}
 
 
 def _read_graph_def(graph_def_file: str) -> tf.compat.v1.GraphDef:
@@ -69,7 +30,7 @@ def _read_graph_def(graph_def_file: str) -> tf.compat.v1.GraphDef:
             graph_def.ParseFromString(graph_file.read())
     except OSError as error:
         raise ConversionError(f"{graph_def_file}: cannot read the graph: {error.strerror}") from None
-    except Exception:  # protobuf's DecodeError and its C++ twin share no public base
+    except DecodeError:
         raise ConversionError(f"{graph_def_file}: not a binary GraphDef") from None
     return graph_def
 
@@ -117,9 +78,8 @@ def _weights_over_256_levels(graph_def_file: str, directory: str) -> str:
     return path
 
 
-def convert(graph_def_file: str, settings: ConversionSettings) -> bytes:
+def convert(graph_def_file: str, settings: ConverterSettings) -> bytes:
     """Returns the `.tflite` flatbuffer for the frozen graph in `graph_def_file`."""
-    settings.validate()
     if not settings.input_shapes:
         settings = dataclasses.replace(settings, input_shapes=placeholder_shapes(graph_def_file, settings.input_arrays))
     with tempfile.TemporaryDirectory() as scratch:
@@ -131,15 +91,15 @@ def convert(graph_def_file: str, settings: ConversionSettings) -> bytes:
     return model
 
 
-def _convert(source: str, settings: ConversionSettings, graph_def_file: str) -> bytes:
+def _convert(source: str, settings: ConverterSettings, graph_def_file: str) -> bytes:
     try:
         converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             source, list(settings.input_arrays), list(settings.output_arrays),
             input_shapes=dict(zip(settings.input_arrays, (list(shape) for shape in settings.input_shapes))))
     except (ValueError, IOError, tf.errors.OpError) as error:
         raise ConversionError(f"{graph_def_file}: {error}") from None
-    converter.inference_type = INFERENCE_TYPES[settings.inference_type]
-    converter.inference_input_type = INFERENCE_TYPES[settings.inference_input_type or settings.inference_type]
+    converter.inference_type = TENSOR_TYPES[settings.inference_type]
+    converter.inference_input_type = TENSOR_TYPES[settings.input_type]
     if settings.mean_values:
         converter.quantized_input_stats = {
             name: (mean, std) for name, mean, std in zip(settings.input_arrays, settings.mean_values, settings.std_values)}
@@ -149,5 +109,5 @@ def _convert(source: str, settings: ConversionSettings, graph_def_file: str) -> 
     converter.allow_custom_ops = settings.allow_custom_ops
     try:
         return converter.convert()
-    except Exception as error:  # the converter raises several unrelated types
+    except (ConverterError, ValueError) as error:  # its own failures, and settings it refuses
         raise ConversionError(f"{graph_def_file}: the TFLite converter failed: {error}") from None

@@ -19,23 +19,17 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import text_format
 
-from ssd_tflite import (anchors, atomic_files, box_predictors, calibration, mobilenet_v1, mobilenet_v2,
-                        pipeline_config, preprocessing, quantization, resnet_v1_fpn)
+from ssd_tflite import (anchors, architectures, atomic_files, box_predictors, calibration, pipeline_config,
+                        preprocessing, quantization)
 from ssd_tflite.checkpoint import CheckpointSource
-from ssd_tflite.errors import UserError
-from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
+from ssd_tflite.errors import InternalError, UserError
 from ssd_tflite.layers import LayerBuilder, VariableSource
-from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.model_spec import ModelSpec
 from ssd_tflite.postprocess_op import add_to_graph_def
+from ssd_tflite.tflite_graph import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, INPUT_NAME, PostProcessingFlags
 
 GRAPH_FILE = "tflite_graph.pb"
 GRAPH_TEXT_FILE = "tflite_graph.pbtxt"
-
-FEATURE_EXTRACTORS = {
-    pipeline_config.MOBILENET_V1: mobilenet_v1.extract_features,
-    pipeline_config.MOBILENET_V2: mobilenet_v2.extract_features,
-    pipeline_config.RESNET50_V1_FPN: resnet_v1_fpn.extract_features,
-}
 
 
 @dataclasses.dataclass
@@ -85,7 +79,8 @@ def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostPro
         if embed_input_normalization:
             images = _embedded_normalization(images, spec.feature_extractor.type, fake_quantize)
         backbone = LayerBuilder(source, fake_quantize, spec.feature_extractor.batch_norm_epsilon)
-        feature_maps = FEATURE_EXTRACTORS[spec.feature_extractor.type](backbone, images, spec.feature_extractor)
+        architecture = architectures.BY_TYPE[spec.feature_extractor.type]
+        feature_maps = architecture.extract_features(backbone, images, spec.feature_extractor)
         heads = LayerBuilder(source, fake_quantize, spec.box_predictor.batch_norm_epsilon)
         box_encodings, logits = box_predictors.predict(heads, feature_maps, spec)
         tf.identity(box_encodings, name=BOX_ENCODINGS)
@@ -93,7 +88,7 @@ def build_graph(spec: ModelSpec, source: VariableSource, postprocessing: PostPro
         shapes = [(int(feature_map.shape[1]), int(feature_map.shape[2])) for feature_map in feature_maps]
         anchor_boxes = anchors.generate(spec.anchors, shapes, (spec.height, spec.width))
         if anchor_boxes.shape[0] != int(box_encodings.shape[1]):
-            raise UserError(f"{anchor_boxes.shape[0]} anchors but {box_encodings.shape[1]} box predictions")
+            raise InternalError(f"{anchor_boxes.shape[0]} anchors but {box_encodings.shape[1]} box predictions")
         tf.constant(anchor_boxes, name=ANCHORS)
     graph_def = graph.as_graph_def()
     if postprocessing is not None:

@@ -1,17 +1,28 @@
-"""The extra SSD feature maps stacked on top of a MobileNet backbone.
+"""The extra SSD feature maps stacked on top of a MobileNet backbone, and the anchors they need.
 
 Each extra map is a 1x1 convolution to half the depth followed by a stride-2
 3x3 convolution (separable for SSDLite), named after the backbone layer they
-grow from, e.g. `Conv2d_13_pointwise_2_Conv2d_2_3x3_s2_512`.
+grow from, e.g. `Conv2d_13_pointwise_2_Conv2d_2_3x3_s2_512`. Both MobileNets
+yield six maps, so their configs need six ssd_anchor_generator layers.
 """
 
-from typing import Callable
+from __future__ import annotations
 
-import tensorflow as tf
+from typing import TYPE_CHECKING, Callable
 
-from ssd_tflite.layers import LayerBuilder
+from google.protobuf.message import Message
+
+from ssd_tflite.architecture import Require
+from ssd_tflite.model_spec import SsdAnchors
+
+if TYPE_CHECKING:  # types only: see `architecture`
+    import tensorflow as tf
+
+    from ssd_tflite.layers import LayerBuilder
 
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
+# Two maps from the backbone (strides 16 and 32), then one per extra layer.
+FEATURE_MAP_COUNT = 2 + len(EXTRA_LAYER_DEPTHS)
 
 
 def extra_feature_maps(builder: LayerBuilder, inputs: tf.Tensor, scope: str, base_layer: str,
@@ -30,3 +41,9 @@ def extra_feature_maps(builder: LayerBuilder, inputs: tf.Tensor, scope: str, bas
             net = builder.conv(net, name, depth(layer_depth), 3, stride=2)
         feature_maps.append(net)
     return feature_maps
+
+
+def check_anchor_layers(extractor: Message, anchors: SsdAnchors, require: Require) -> None:
+    """A MobileNet SSD's `check_anchors`: one ssd_anchor_generator layer per feature map."""
+    require(anchors.num_layers == FEATURE_MAP_COUNT, "model.ssd.anchor_generator.ssd_anchor_generator.num_layers",
+            anchors.num_layers, f"{extractor.type} yields {FEATURE_MAP_COUNT} feature maps, one anchor layer each")

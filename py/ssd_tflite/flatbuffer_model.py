@@ -9,6 +9,7 @@ the lookups here cannot fail on an index, type or size a file got wrong.
 import dataclasses
 import os
 import resource
+import struct
 from typing import Optional
 
 import flatbuffers
@@ -28,6 +29,10 @@ POSTPROCESS_CUSTOM_CODE = postprocess_options.CUSTOM_CODE.encode()
 # views of their buffers): ResNet50 FPN float's 198 MiB by 0.5 MiB.
 UNPACK_MEMORY_FACTOR = 16
 UNPACK_MEMORY_FLOOR = 256 << 20
+# What the generated reader, which checks no offset, raises for a damaged buffer (measured on truncated
+# files, flipped bytes and offsets set to edge values): struct.error for an offset past the end,
+# ValueError for a vector past the end, TypeError for an offset that is no uint32.
+_UNPACK_ERRORS = (struct.error, ValueError, TypeError)
 
 
 def _unpacks_within_bounds(content: bytes) -> bool:
@@ -44,17 +49,17 @@ def _unpacks_within_bounds(content: bytes) -> bool:
     except OSError:
         return True
     child = os.fork()
-    if child == 0:  # only flatbuffers' pure-Python reader runs here, then the child exits
+    if child == 0:  # only flatbuffers' pure-Python reader runs here, and the child exits whatever it raises
+        exit_code = 0  # also for a corrupt buffer: the unpack in this process reports it
         try:
             _, hard = resource.getrlimit(resource.RLIMIT_AS)
             bound = address_space + allowance
             resource.setrlimit(resource.RLIMIT_AS, (bound if hard == resource.RLIM_INFINITY else min(bound, hard), hard))
             schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
         except MemoryError:
-            os._exit(1)
-        except BaseException:  # a corrupt buffer: reported by the unpack in this process
-            os._exit(0)
-        os._exit(0)
+            exit_code = 1
+        finally:
+            os._exit(exit_code)
     _, status = os.waitpid(child, 0)
     return os.waitstatus_to_exitcode(status) == 0
 
@@ -68,7 +73,7 @@ def load(content: bytes, path: str) -> schema.ModelT:
                          "that in memory: its tables share large strings or vectors, as a crafted file's do")
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
-    except Exception as error:  # the generated reader checks no offset: a corrupt buffer provokes anything
+    except _UNPACK_ERRORS as error:
         raise InputError(f"{path}: corrupt TFLite flatbuffer ({type(error).__name__}: {error})") from None
     if not model.subgraphs:
         raise InputError(f"{path}: the model has no subgraph")

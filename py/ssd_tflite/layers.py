@@ -3,17 +3,20 @@
 Every layer reads its variables by their checkpoint names through a
 `VariableSource`, folds batch norm into the weights, and (for quantized
 models) fake-quantizes the folded weights and the activation with the ranges
-stored beside them.
+stored beside them. `LayerBuilder` is the only way the architecture modules
+reach TensorFlow (see `architecture`).
 """
 
-from typing import Callable, Optional, Protocol
+from typing import Literal, Optional, Protocol, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from ssd_tflite import quantization
 
-Activation = Optional[Callable[[tf.Tensor], tf.Tensor]]
+# Activations by their pipeline.config names (Hyperparams.activation); None is linear.
+Activation = Optional[Literal["RELU", "RELU_6"]]
+_ACTIVATIONS = {"RELU": tf.nn.relu, "RELU_6": tf.nn.relu6}
 
 
 class VariableSource(Protocol):
@@ -39,7 +42,7 @@ class LayerBuilder:
 
     def conv(self, inputs: tf.Tensor, scope: str, filters: int = 0, kernel: int = 1, stride: int = 1, *,
              depthwise: bool = False, batch_norm: Optional[str] = "BatchNorm",
-             activation: Activation = tf.nn.relu6, quant_scope: Optional[str] = None,
+             activation: Activation = "RELU_6", quant_scope: Optional[str] = None,
              explicit_padding: bool = False) -> tf.Tensor:
         """Convolution (+ folded batch norm or biases) (+ activation) (+ fake quant).
 
@@ -93,7 +96,7 @@ class LayerBuilder:
                 outputs = tf.nn.conv2d(inputs, kernel_tensor, strides, padding, name="Conv2D")
             outputs = tf.nn.bias_add(outputs, tf.constant(bias, name="bias"), name="BiasAdd")
             if activation is not None:
-                outputs = activation(outputs)
+                outputs = _ACTIVATIONS[activation](outputs)
         return self.activation_quant(outputs, f"{quant_scope}/act_quant")
 
     def activation_quant(self, tensor: tf.Tensor, scope: str) -> tf.Tensor:
@@ -111,5 +114,20 @@ class LayerBuilder:
         with tf.compat.v1.name_scope(scope + "/"):
             outputs = tf.add(shortcut, residual, name="add")
             if activation is not None:
-                outputs = activation(outputs)
+                outputs = _ACTIVATIONS[activation](outputs)
         return self.activation_quant(outputs, f"{scope}/post_activation_bypass_quant")
+
+    def add(self, first: tf.Tensor, second: tf.Tensor, name: str) -> tf.Tensor:
+        """first + second, fake-quantized as `<name>/act_quant`."""
+        return self.activation_quant(tf.add(first, second, name=name), f"{name}/act_quant")
+
+    @staticmethod
+    def max_pool(inputs: tf.Tensor, kernel: int, stride: int, name: str) -> tf.Tensor:
+        """Max pooling with SAME padding; it keeps its input's range, so it has no FakeQuant."""
+        return tf.nn.max_pool2d(inputs, kernel, stride, "SAME", name=name)
+
+    @staticmethod
+    def upsample(inputs: tf.Tensor, size: Sequence[int], name: str) -> tf.Tensor:
+        """Nearest-neighbour resize to `size` (height, width), corners not aligned."""
+        return tf.raw_ops.ResizeNearestNeighbor(images=inputs, size=list(size), align_corners=False,
+                                                half_pixel_centers=False, name=name)

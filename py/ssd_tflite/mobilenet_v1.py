@@ -1,4 +1,4 @@
-"""SSD MobileNet v1 feature extractor (`ssd_mobilenet_v1`).
+"""SSD MobileNet v1 (`ssd_mobilenet_v1`): its feature extractor and its `ARCHITECTURE`.
 
 MobileNet v1: a 3x3 stride-2 convolution and 13 depthwise-separable blocks;
 SSD takes Conv2d_11_pointwise (stride 16) and Conv2d_13_pointwise (stride 32)
@@ -7,12 +7,20 @@ and adds four extra stride-2 maps. Backbone variables live under
 the backbone live in the doubled op scope `FeatureExtractor/MobilenetV1/MobilenetV1/<layer>`.
 """
 
-import tensorflow as tf
+from __future__ import annotations
 
-from ssd_tflite.feature_maps import extra_feature_maps
-from ssd_tflite.layers import LayerBuilder
-from ssd_tflite.pipeline_config import FeatureExtractorSpec
+from typing import TYPE_CHECKING
 
+from ssd_tflite.architecture import CONVOLUTIONAL_BOX_PREDICTOR, SSD_ANCHOR_GENERATOR, Architecture, PixelNormalization
+from ssd_tflite.feature_maps import check_anchor_layers, extra_feature_maps
+from ssd_tflite.model_spec import FeatureExtractorSpec
+
+if TYPE_CHECKING:  # types only: see `architecture`
+    import tensorflow as tf
+
+    from ssd_tflite.layers import LayerBuilder
+
+TYPE = "ssd_mobilenet_v1"
 SCOPE = "FeatureExtractor/MobilenetV1"
 # (stride, depth) of the depthwise-separable blocks Conv2d_1 .. Conv2d_13.
 SEPARABLE_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
@@ -36,3 +44,14 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
         if block in FEATURE_BLOCKS:
             feature_maps.append(net)
     return feature_maps + extra_feature_maps(builder, net, SCOPE, "Conv2d_13_pointwise", depth, spec.use_depthwise)
+
+
+ARCHITECTURE = Architecture(
+    types=(TYPE,),
+    extract_features=extract_features,
+    input_normalization=PixelNormalization((127.5,) * 3, (127.5,) * 3),  # (2 / 255) * pixel - 1
+    box_predictor=CONVOLUTIONAL_BOX_PREDICTOR,
+    anchor_generator=SSD_ANCHOR_GENERATOR,
+    check_anchors=check_anchor_layers,
+    quantization_aware=True,
+)

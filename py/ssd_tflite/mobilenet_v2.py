@@ -1,4 +1,4 @@
-"""SSD MobileNet v2 and SSDLite feature extractor (`ssd_mobilenet_v2`).
+"""SSD MobileNet v2 and SSDLite (`ssd_mobilenet_v2`): its feature extractor and its `ARCHITECTURE`.
 
 MobileNet v2: a 3x3 stride-2 convolution, 17 inverted-residual blocks
 (`expanded_conv`, `expanded_conv_1` .. `expanded_conv_16`: 1x1 expand,
@@ -8,12 +8,20 @@ Conv_1 (stride 32) and adds four extra stride-2 maps, separable for SSDLite
 (`use_depthwise`).
 """
 
-import tensorflow as tf
+from __future__ import annotations
 
-from ssd_tflite.feature_maps import extra_feature_maps
-from ssd_tflite.layers import LayerBuilder
-from ssd_tflite.pipeline_config import FeatureExtractorSpec
+from typing import TYPE_CHECKING
 
+from ssd_tflite.architecture import CONVOLUTIONAL_BOX_PREDICTOR, SSD_ANCHOR_GENERATOR, Architecture, PixelNormalization
+from ssd_tflite.feature_maps import check_anchor_layers, extra_feature_maps
+from ssd_tflite.model_spec import FeatureExtractorSpec
+
+if TYPE_CHECKING:  # types only: see `architecture`
+    import tensorflow as tf
+
+    from ssd_tflite.layers import LayerBuilder
+
+TYPE = "ssd_mobilenet_v2"
 SCOPE = "FeatureExtractor/MobilenetV2"
 # (expansion factor, output channels, repeats, first stride) per stage.
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -55,3 +63,14 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
     net = builder.conv(net, f"{SCOPE}/Conv_1", depth(LAST_CONV_DEPTH), 1)
     feature_maps.append(net)
     return feature_maps + extra_feature_maps(builder, net, SCOPE, "layer_19", depth, spec.use_depthwise)
+
+
+ARCHITECTURE = Architecture(
+    types=(TYPE,),
+    extract_features=extract_features,
+    input_normalization=PixelNormalization((127.5,) * 3, (127.5,) * 3),  # (2 / 255) * pixel - 1
+    box_predictor=CONVOLUTIONAL_BOX_PREDICTOR,
+    anchor_generator=SSD_ANCHOR_GENERATOR,
+    check_anchors=check_anchor_layers,
+    quantization_aware=True,
+)

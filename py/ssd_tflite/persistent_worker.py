@@ -3,7 +3,8 @@
 Bazel starts a tool with `--persistent_worker` and writes WorkRequest messages
 to its stdin, each preceded by its length as a varint; the tool answers each
 with a WorkResponse framed the same way on stdout. The messages (package
-blaze.worker, worker_protocol.proto) are declared here from their field numbers.
+blaze.worker, worker_protocol.proto) are declared here from their field numbers,
+with only the fields the tools read or write.
 
 Input is read defensively: a length is at most a 10-byte (64-bit) varint and
 MAX_MESSAGE_BYTES, and a message is read in chunks as it arrives, never
@@ -20,6 +21,8 @@ from typing import BinaryIO, Callable, Optional
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from ssd_tflite.errors import ProtocolError
+
 _FIELD = descriptor_pb2.FieldDescriptorProto
 
 # A WorkRequest holds the action's arguments and one (path, digest) per input, about 150 bytes each:
@@ -33,27 +36,21 @@ _CHUNK_BYTES = 1 << 16
 Handler = Callable[[list[str]], tuple[int, str, bool]]  # arguments -> (exit code, output, quit after)
 
 
-class ProtocolError(Exception):
-    """The input is not a sequence of length-prefixed messages: the next frame cannot be found."""
-
-
 def _message_classes() -> tuple[type, type]:
     proto = descriptor_pb2.FileDescriptorProto(name="rules_ssd_tflite/worker_protocol.proto",
                                                package="blaze.worker", syntax="proto3")
+    # Only the fields we read or write. A request's others (inputs 2, cancel 4, verbosity 5,
+    # sandbox_dir 6) arrive too: the parser skips them as unknown fields.
     fields = {
-        "Input": [("path", 1, _FIELD.TYPE_STRING, False), ("digest", 2, _FIELD.TYPE_BYTES, False)],
-        "WorkRequest": [("arguments", 1, _FIELD.TYPE_STRING, True), ("inputs", 2, _FIELD.TYPE_MESSAGE, True),
-                        ("request_id", 3, _FIELD.TYPE_INT32, False), ("cancel", 4, _FIELD.TYPE_BOOL, False),
-                        ("verbosity", 5, _FIELD.TYPE_INT32, False), ("sandbox_dir", 6, _FIELD.TYPE_STRING, False)],
+        "WorkRequest": [("arguments", 1, _FIELD.TYPE_STRING, True), ("request_id", 3, _FIELD.TYPE_INT32, False)],
         "WorkResponse": [("exit_code", 1, _FIELD.TYPE_INT32, False), ("output", 2, _FIELD.TYPE_STRING, False),
-                         ("request_id", 3, _FIELD.TYPE_INT32, False), ("was_cancelled", 4, _FIELD.TYPE_BOOL, False)],
+                         ("request_id", 3, _FIELD.TYPE_INT32, False)],
     }
     for name, message_fields in fields.items():
         message = proto.message_type.add(name=name)
         for field_name, number, field_type, repeated in message_fields:
             message.field.add(name=field_name, number=number, type=field_type,
-                              label=_FIELD.LABEL_REPEATED if repeated else _FIELD.LABEL_OPTIONAL,
-                              type_name=".blaze.worker.Input" if field_type == _FIELD.TYPE_MESSAGE else None)
+                              label=_FIELD.LABEL_REPEATED if repeated else _FIELD.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"blaze.worker.{name}"))

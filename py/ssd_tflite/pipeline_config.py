@@ -4,98 +4,19 @@ The file is parsed with protobuf text format against `pipeline_schema`;
 fields the export does not use are skipped, every number is checked against
 its range in `pipeline_schema.RANGES` (all violations reported at once), and
 anything the export cannot build is refused with the path of the field at fault.
+What depends on the feature extractor (its box predictor and anchor generator,
+its own checks, its quantization support) is read from its declaration in
+`architectures`.
 """
 
-import dataclasses
 from typing import Optional
 
 from google.protobuf import descriptor, text_format
 
-from ssd_tflite import pipeline_schema
+from ssd_tflite import architectures, pipeline_schema
+from ssd_tflite.architecture import ANCHOR_GENERATORS, CONVOLUTIONAL_BOX_PREDICTOR, WEIGHT_SHARED_BOX_PREDICTOR
 from ssd_tflite.errors import ConfigError
-
-MOBILENET_V1 = "ssd_mobilenet_v1"
-MOBILENET_V2 = "ssd_mobilenet_v2"
-RESNET50_V1_FPN = "ssd_resnet50_v1_fpn"
-FEATURE_EXTRACTORS = (MOBILENET_V1, MOBILENET_V2, RESNET50_V1_FPN)
-
-
-@dataclasses.dataclass(frozen=True)
-class SsdAnchors:
-    """`ssd_anchor_generator`: hand-picked scales per feature map (SSD paper)."""
-    num_layers: int
-    min_scale: float
-    max_scale: float
-    scales: tuple[float, ...]
-    aspect_ratios: tuple[float, ...]
-    interpolated_scale_aspect_ratio: float
-    reduce_boxes_in_lowest_layer: bool
-    base_anchor_height: float
-    base_anchor_width: float
-
-
-@dataclasses.dataclass(frozen=True)
-class MultiscaleAnchors:
-    """`multiscale_anchor_generator`: RetinaNet anchors on FPN levels."""
-    min_level: int
-    max_level: int
-    anchor_scale: float
-    aspect_ratios: tuple[float, ...]
-    scales_per_octave: int
-    normalize_coordinates: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureExtractorSpec:
-    type: str
-    depth_multiplier: float
-    min_depth: int
-    use_depthwise: bool
-    batch_norm_epsilon: float
-    fpn_min_level: int
-    fpn_max_level: int
-    fpn_depth: int
-
-
-@dataclasses.dataclass(frozen=True)
-class BoxPredictorSpec:
-    weight_shared: bool
-    kernel_size: int
-    use_depthwise: bool
-    num_layers_before_predictor: int
-    depth: int
-    batch_norm_epsilon: float
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """Everything about one SSD model that shapes its exported graph."""
-    num_classes: int
-    height: int
-    width: int
-    feature_extractor: FeatureExtractorSpec
-    box_predictor: BoxPredictorSpec
-    anchors: SsdAnchors | MultiscaleAnchors
-    box_coder_scales: tuple[float, float, float, float]  # y, x, height, width
-    score_converter: str
-    logit_scale: float
-    nms_score_threshold: float
-    nms_iou_threshold: float
-    quantized: bool
-    use_moving_averages: bool
-
-    @property
-    def num_anchors_per_location(self) -> tuple[int, ...]:
-        """Anchors per cell of each feature map, in feature-map order."""
-        if isinstance(self.anchors, MultiscaleAnchors):
-            levels = self.anchors.max_level - self.anchors.min_level + 1
-            return (len(self.anchors.aspect_ratios) * self.anchors.scales_per_octave,) * levels
-        per_layer = len(self.anchors.aspect_ratios) + (self.anchors.interpolated_scale_aspect_ratio > 0)
-        counts = [per_layer] * self.anchors.num_layers
-        if self.anchors.reduce_boxes_in_lowest_layer:
-            counts[0] = 3
-        return tuple(counts)
-
+from ssd_tflite.model_spec import BoxPredictorSpec, FeatureExtractorSpec, ModelSpec, MultiscaleAnchors, SsdAnchors
 
 def read(path: str, config_override: str = "") -> ModelSpec:
     """Parses and validates the pipeline config at `path`."""
@@ -189,8 +110,6 @@ def _require(condition: bool, config_path: str, field_path: str, value, why: str
         raise ConfigError(f"{config_path}: {field_path}: {value!r} is not supported: {why}")
 
 
-# The feature maps each extractor yields: MobileNets 6, ResNet FPN one per level.
-MOBILENET_FEATURE_MAPS = 6
 # Fields of our schema that shape no part of the exported graph, as in the upstream export: the
 # post-processing op's limits come from the export's flags, and `delay` and
 # `encode_background_as_zeros` (how training encodes unmatched anchors) are training settings.
@@ -215,7 +134,42 @@ def _hyperparams(hyperparams, field_path: str, path: str) -> None:
                  "the checkpoint's gamma and beta are folded in; true is the only setting implemented")
 
 
+def _convolutional_predictor(predictor, field_path: str, path: str) -> None:
+    """`convolutional_box_predictor`: a pair of heads per feature map, without towers."""
+    _require(predictor.num_layers_before_predictor == 0, path, f"{field_path}.num_layers_before_predictor",
+             predictor.num_layers_before_predictor, "only 0 is implemented")
+    _predictor_heads(predictor, field_path, path)
+    _require(not predictor.apply_sigmoid_to_scores, path, f"{field_path}.apply_sigmoid_to_scores", True,
+             "scores are converted once, by post_processing.score_converter")
+
+
+def _weight_shared_predictor(predictor, field_path: str, path: str) -> None:
+    """`weight_shared_convolutional_box_predictor`: the same towers and heads on every level."""
+    _require(not predictor.share_prediction_tower and not predictor.use_depthwise, path, field_path,
+             "share_prediction_tower/use_depthwise", "only separate, regular convolution towers are implemented")
+    _require(predictor.depth > 0 or predictor.num_layers_before_predictor == 0, path, f"{field_path}.depth",
+             predictor.depth, "its tower layers (num_layers_before_predictor) need channels")
+    _predictor_heads(predictor, field_path, path)
+
+
+def _predictor_heads(predictor, field_path: str, path: str) -> None:
+    """What the heads of either box predictor need."""
+    _require(predictor.box_code_size == 4, path, f"{field_path}.box_code_size", predictor.box_code_size,
+             "TFLite_Detection_PostProcess decodes 4-number box codes")
+    _hyperparams(predictor.conv_hyperparams, f"{field_path}.conv_hyperparams", path)
+
+
+# The checks of each box predictor an architecture can name (Architecture.box_predictor).
+_BOX_PREDICTOR_CHECKS = {
+    CONVOLUTIONAL_BOX_PREDICTOR: _convolutional_predictor,
+    WEIGHT_SHARED_BOX_PREDICTOR: _weight_shared_predictor,
+}
+
+
 def _model_spec(config, path: str) -> ModelSpec:
+    def require(condition: bool, field_path: str, value, why: str) -> None:
+        _require(condition, path, field_path, value, why)
+
     kind = _which(config.model, "model", path)
     _require(kind == "ssd", path, "model", kind, "only SSD detection models can be exported to TFLite")
     ssd = config.model.ssd
@@ -226,8 +180,9 @@ def _model_spec(config, path: str) -> ModelSpec:
     size = ssd.image_resizer.fixed_shape_resizer
 
     extractor = ssd.feature_extractor
-    _require(extractor.type in FEATURE_EXTRACTORS, path, "model.ssd.feature_extractor.type", extractor.type,
-             "supported types are " + ", ".join(FEATURE_EXTRACTORS))
+    _require(extractor.type in architectures.BY_TYPE, path, "model.ssd.feature_extractor.type", extractor.type,
+             "supported types are " + ", ".join(architectures.BY_TYPE))
+    architecture = architectures.BY_TYPE[extractor.type]
     _require(not extractor.use_explicit_padding, path, "model.ssd.feature_extractor.use_explicit_padding",
              True, "only SAME padding is implemented")
     _require(extractor.pad_to_multiple == 1, path, "model.ssd.feature_extractor.pad_to_multiple",
@@ -235,13 +190,7 @@ def _model_spec(config, path: str) -> ModelSpec:
     _hyperparams(extractor.conv_hyperparams, "model.ssd.feature_extractor.conv_hyperparams", path)
     _require(ssd.add_background_class, path, "model.ssd.add_background_class", False,
              "the class head predicts a background class, as TFLite_Detection_PostProcess expects")
-    is_fpn = extractor.type == RESNET50_V1_FPN
-    _require(not is_fpn or extractor.HasField("fpn"), path, "model.ssd.feature_extractor.fpn", None,
-             f"{RESNET50_V1_FPN} needs an fpn block with min_level and max_level")
-    if is_fpn:
-        _require(2 <= extractor.fpn.min_level <= 5 <= extractor.fpn.max_level, path,
-                 "model.ssd.feature_extractor.fpn", (extractor.fpn.min_level, extractor.fpn.max_level),
-                 "ResNet50 blocks give levels 2..5, so min_level must be 2..5 and max_level at least 5")
+    architecture.check_feature_extractor(extractor, require)
 
     coder = _which(ssd.box_coder, "model.ssd.box_coder", path)
     _require(coder == "faster_rcnn_box_coder", path, "model.ssd.box_coder", coder,
@@ -249,50 +198,19 @@ def _model_spec(config, path: str) -> ModelSpec:
     scales = ssd.box_coder.faster_rcnn_box_coder
 
     predictor_kind = _which(ssd.box_predictor, "model.ssd.box_predictor", path)
-    expected_predictor = ("weight_shared_convolutional_box_predictor" if is_fpn
-                          else "convolutional_box_predictor")
-    _require(predictor_kind == expected_predictor, path, "model.ssd.box_predictor", predictor_kind,
-             f"{extractor.type} is exported with {expected_predictor}")
+    _require(predictor_kind == architecture.box_predictor, path, "model.ssd.box_predictor", predictor_kind,
+             f"{extractor.type} is exported with {architecture.box_predictor}")
     predictor = getattr(ssd.box_predictor, predictor_kind)
-    if not is_fpn:
-        _require(predictor.num_layers_before_predictor == 0, path,
-                 "model.ssd.box_predictor.convolutional_box_predictor.num_layers_before_predictor",
-                 predictor.num_layers_before_predictor, "only 0 is implemented")
-    else:
-        _require(not predictor.share_prediction_tower and not predictor.use_depthwise, path,
-                 "model.ssd.box_predictor.weight_shared_convolutional_box_predictor",
-                 "share_prediction_tower/use_depthwise", "only separate, regular convolution towers are implemented")
-        _require(predictor.depth > 0 or predictor.num_layers_before_predictor == 0, path,
-                 "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.depth", predictor.depth,
-                 "its tower layers (num_layers_before_predictor) need channels")
-    _require(predictor.box_code_size == 4, path, f"model.ssd.box_predictor.{predictor_kind}.box_code_size",
-             predictor.box_code_size, "TFLite_Detection_PostProcess decodes 4-number box codes")
-    _hyperparams(predictor.conv_hyperparams, f"model.ssd.box_predictor.{predictor_kind}.conv_hyperparams", path)
-    if not is_fpn:
-        _require(not predictor.apply_sigmoid_to_scores, path,
-                 "model.ssd.box_predictor.convolutional_box_predictor.apply_sigmoid_to_scores", True,
-                 "scores are converted once, by post_processing.score_converter")
+    _BOX_PREDICTOR_CHECKS[predictor_kind](predictor, f"model.ssd.box_predictor.{predictor_kind}", path)
+    weight_shared = predictor_kind == WEIGHT_SHARED_BOX_PREDICTOR
 
     anchors_kind = _which(ssd.anchor_generator, "model.ssd.anchor_generator", path)
-    _require(anchors_kind in ("ssd_anchor_generator", "multiscale_anchor_generator"), path,
-             "model.ssd.anchor_generator", anchors_kind,
-             "supported generators are ssd_anchor_generator and multiscale_anchor_generator")
-    expected_anchors = "multiscale_anchor_generator" if is_fpn else "ssd_anchor_generator"
-    _require(anchors_kind == expected_anchors, path, "model.ssd.anchor_generator", anchors_kind,
-             f"{extractor.type} is exported with {expected_anchors}")
+    _require(anchors_kind in ANCHOR_GENERATORS, path, "model.ssd.anchor_generator", anchors_kind,
+             "supported generators are " + " and ".join(ANCHOR_GENERATORS))
+    _require(anchors_kind == architecture.anchor_generator, path, "model.ssd.anchor_generator", anchors_kind,
+             f"{extractor.type} is exported with {architecture.anchor_generator}")
     anchors = _anchors(getattr(ssd.anchor_generator, anchors_kind), path, f"model.ssd.anchor_generator.{anchors_kind}")
-    if is_fpn:
-        levels = (anchors.min_level, anchors.max_level)
-        _require(levels == (extractor.fpn.min_level, extractor.fpn.max_level), path,
-                 "model.ssd.anchor_generator.multiscale_anchor_generator", levels,
-                 f"its min_level and max_level must be the FPN's, {(extractor.fpn.min_level, extractor.fpn.max_level)}")
-        _require(anchors.normalize_coordinates, path,
-                 "model.ssd.anchor_generator.multiscale_anchor_generator.normalize_coordinates", False,
-                 "TFLite_Detection_PostProcess takes anchors in normalized coordinates")
-    else:
-        _require(anchors.num_layers == MOBILENET_FEATURE_MAPS, path,
-                 "model.ssd.anchor_generator.ssd_anchor_generator.num_layers", anchors.num_layers,
-                 f"{extractor.type} yields {MOBILENET_FEATURE_MAPS} feature maps, one anchor layer each")
+    architecture.check_anchors(extractor, anchors, require)
 
     score_converter = _enum_name(ssd.post_processing, "score_converter")
     nms = ssd.post_processing.batch_non_max_suppression
@@ -305,8 +223,8 @@ def _model_spec(config, path: str) -> ModelSpec:
         for field in ("weight_bits", "activation_bits"):
             _require(getattr(quantization, field) == 8, path, f"graph_rewriter.quantization.{field}",
                      getattr(quantization, field), "TFLite uint8 models need 8 bits")
-        _require(not is_fpn, path, "graph_rewriter.quantization", "quantization",
-                 f"quantization-aware {RESNET50_V1_FPN} checkpoints are not supported; "
+        _require(architecture.quantization_aware, path, "graph_rewriter.quantization", "quantization",
+                 f"quantization-aware {extractor.type} checkpoints are not supported; "
                  "export the float model with --calibration_images for a uint8 build instead")
 
     epsilon = extractor.conv_hyperparams.batch_norm.epsilon
@@ -325,11 +243,11 @@ def _model_spec(config, path: str) -> ModelSpec:
             fpn_depth=extractor.fpn.additional_layer_depth,
         ),
         box_predictor=BoxPredictorSpec(
-            weight_shared=is_fpn,
+            weight_shared=weight_shared,
             kernel_size=predictor.kernel_size,
             use_depthwise=predictor.use_depthwise,
             num_layers_before_predictor=predictor.num_layers_before_predictor,
-            depth=predictor.depth if is_fpn else 0,
+            depth=predictor.depth if weight_shared else 0,
             batch_norm_epsilon=predictor.conv_hyperparams.batch_norm.epsilon,
         ),
         anchors=anchors,
@@ -352,6 +270,8 @@ def _anchors(generator, path: str, field_path: str) -> SsdAnchors | MultiscaleAn
     _require(len(generator.aspect_ratios) > 0, path, f"{field_path}.aspect_ratios", [],
              "at least one aspect ratio is needed")
     if generator.DESCRIPTOR.name == "MultiscaleAnchorGenerator":
+        _require(generator.normalize_coordinates, path, f"{field_path}.normalize_coordinates", False,
+                 "TFLite_Detection_PostProcess takes anchors in normalized coordinates")
         return MultiscaleAnchors(
             min_level=generator.min_level,
             max_level=generator.max_level,

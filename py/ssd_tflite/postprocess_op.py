@@ -11,8 +11,8 @@ on it, and TFLite infers the four float32 outputs without it.
 
 import tensorflow as tf
 
-from ssd_tflite.graph_contract import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, POSTPROCESS_OP, PostProcessingFlags
-from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.model_spec import ModelSpec
+from ssd_tflite.tflite_graph import ANCHORS, BOX_ENCODINGS, CLASS_PREDICTIONS, POSTPROCESS_OP, PostProcessingFlags
 
 
 def attributes(spec: ModelSpec, flags: PostProcessingFlags) -> dict[str, object]:

@@ -13,6 +13,8 @@ from typing import Union
 
 from flatbuffers import flexbuffers
 
+from ssd_tflite.errors import OptionsError
+
 CUSTOM_CODE = "TFLite_Detection_PostProcess"
 
 # Keys the kernel reads, by the kind of value it reads them as.
@@ -24,10 +26,6 @@ OPTIONAL_FLAG_KEYS = ("use_regular_nms",)
 INT32_MAX = 2 ** 31 - 1  # the kernel reads counts as int32
 # What a damaged flexbuffer makes the reader raise: offsets and sizes past the end, unknown widths and types.
 _DECODING_ERRORS = (IndexError, KeyError, TypeError, ValueError, OverflowError, AssertionError, struct.error)
-
-
-class OptionsError(Exception):
-    """The options are not a flexbuffer map."""
 
 
 class NotScalar:

@@ -1,48 +1,33 @@
-"""What each feature extractor expects as input, and how the export can embed it.
+"""What the exported graph's input expects, and how the export can embed each extractor's own normalization.
 
-Each extractor's preprocessing is an affine map per channel of 0..255 pixels:
-MobileNets use (2 / 255) * pixel - 1, ResNet50 uses pixel - channel mean. The
-classic export leaves it out: its graph input *is* the preprocessed image,
-and TOCO's mean/std (128/128) approximate the MobileNet map. With
+Each architecture declares its preprocessing (`Architecture.input_normalization`)
+as an affine map per channel of 0..255 pixels: MobileNets use
+(2 / 255) * pixel - 1, ResNet50 uses pixel - channel mean. The classic export
+leaves it out: its graph input *is* the preprocessed image, and TOCO's
+mean/std (128/128) approximate the MobileNet map. With
 `embed_input_normalization` the graph instead takes (pixel - 128) / 128 for
 every extractor and applies the exact map itself, so one mean/std (and a
 uint8 input of plain pixels) fits every model, ResNet50 FPN included.
 """
 
-import dataclasses
-
 import numpy as np
 
-from ssd_tflite import pipeline_config
+from ssd_tflite import architectures
+from ssd_tflite.architecture import PixelNormalization
 
 EMBEDDED_MEAN = 128.0
 EMBEDDED_STD = 128.0
-
-
-@dataclasses.dataclass(frozen=True)
-class PixelNormalization:
-    """Input = (pixel - mean) / std, per RGB channel."""
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-# The preprocessing of each feature extractor, as (pixel - mean) / std.
-FEATURE_EXTRACTOR_INPUT = {
-    pipeline_config.MOBILENET_V1: PixelNormalization((127.5,) * 3, (127.5,) * 3),
-    pipeline_config.MOBILENET_V2: PixelNormalization((127.5,) * 3, (127.5,) * 3),
-    pipeline_config.RESNET50_V1_FPN: PixelNormalization((123.68, 116.779, 103.939), (1.0,) * 3),
-}
 EMBEDDED_INPUT = PixelNormalization((EMBEDDED_MEAN,) * 3, (EMBEDDED_STD,) * 3)
 
 
 def graph_input(feature_extractor: str, embedded: bool) -> PixelNormalization:
     """The normalization the exported graph's input expects."""
-    return EMBEDDED_INPUT if embedded else FEATURE_EXTRACTOR_INPUT[feature_extractor]
+    return EMBEDDED_INPUT if embedded else architectures.BY_TYPE[feature_extractor].input_normalization
 
 
 def embedding_affine(feature_extractor: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (scale, offset) mapping (pixel - 128) / 128 to the extractor's own input."""
-    target = FEATURE_EXTRACTOR_INPUT[feature_extractor]
+    target = architectures.BY_TYPE[feature_extractor].input_normalization
     mean, std = np.array(target.mean, np.float64), np.array(target.std, np.float64)
     # pixel = 128 u + 128, so (pixel - mean) / std = (128 / std) u + (128 - mean) / std.
     return (EMBEDDED_STD / std).astype(np.float32), ((EMBEDDED_MEAN - mean) / std).astype(np.float32)

@@ -25,10 +25,10 @@ from ai_edge_litert import schema_py_generated as schema
 
 from ssd_tflite import export, flatbuffer_model, pipeline_config, postprocess_options
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
-from ssd_tflite.errors import InputError, UserError
-from ssd_tflite.graph_contract import PostProcessingFlags
-from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.errors import InputError, ReconstructionError
+from ssd_tflite.model_spec import ModelSpec
 from ssd_tflite.quantization import UINT8_STEPS, nudged_zero_point
+from ssd_tflite.tflite_graph import PostProcessingFlags
 
 # Ops a layer's value passes through unchanged in kind: the layer is the op before them.
 _PASS_THROUGH_TF_OPS = frozenset({"FakeQuantWithMinMaxVars", "Relu6", "Relu", "BiasAdd", "Identity"})
@@ -36,10 +36,6 @@ _CONV_TF_OPS = frozenset({"Conv2D", "DepthwiseConv2dNative"})
 _CONV_TFLITE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
 # Feature-extractor variables live under this scope; the rest belong to the box predictor.
 _FEATURE_EXTRACTOR_SCOPE = "FeatureExtractor/"
-
-
-class ReconstructionError(UserError):
-    """The model and the config do not describe the same network."""
 
 
 @dataclasses.dataclass

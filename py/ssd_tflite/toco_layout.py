@@ -8,7 +8,8 @@ detections or the users see:
 - it keeps the anchors a float32 constant; TOCO quantized them to uint8 over
   [min(0, a), max(0, a)], which moves each box by up to half a step (0.0032
   at 300x300) and can tip a near-tie in non-maximum suppression;
-- it names fused tensors `A;B;C`; TOCO named them by their first part.
+- it names fused tensors `A;B;C`; TOCO named an activation by the first part
+  and a constant by the last.
 `apply` rewrites those three and drops what becomes unused.
 """
 

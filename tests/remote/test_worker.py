@@ -28,12 +28,18 @@ from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_p
 from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 from buildgrid._protos.google.rpc import code_pb2, status_pb2
 from buildgrid.server.client.cas import download, upload
+from buildgrid.server.exceptions import BgdError
+from google.protobuf.message import DecodeError
 
 import action_sandbox
 
 EXEC_ROOT = "/execroot"  # where the input root appears in the sandbox
 POLL_SECONDS = 20
 KILLED_EXIT_CODE = 128 + signal.SIGKILL  # as a shell reports a killed command
+# What running a leased action can fail with besides a refusal: a CAS call (gRPC errors, and the ones
+# BuildGrid's retrier turns them into: its BgdError kinds, ConnectionError and TimeoutError, which are
+# OSErrors, NotImplementedError), a blob that is no message of its type, the input root's files, bwrap.
+ACTION_FAILURES = (grpc.RpcError, BgdError, OSError, NotImplementedError, DecodeError)
 
 
 def sandbox_argv(input_root: str, command: re_pb2.Command, mounts: list[tuple[str, str]]) -> list[str]:
@@ -168,7 +174,7 @@ def main() -> None:
                                                  mounts, flags.work_root)
                         lease.result.Pack(result)
                         lease.status.CopyFrom(status)
-                    except Exception:  # fail the action, not the worker: the build reports it at once
+                    except ACTION_FAILURES:  # fail the action, not the worker: the build reports it at once
                         lease.status.code = code_pb2.INTERNAL
                         lease.status.message = "test_worker: " + traceback.format_exc()
                     lease.state = bots_pb2.LeaseState.COMPLETED

@@ -20,7 +20,7 @@ def _model_test_impl(ctx):
     _expect_equal(errors, "tflite", name + ".tflite", info.tflite.basename)
     _expect_equal(errors, "graph", "tflite_graph.pb", info.graph.basename)
     _expect_equal(errors, "labels", name + "_labels.txt", info.labels.basename)
-    _expect_equal(errors, "metadata", name + "_metadata.json", info.metadata.basename)
+    _expect_equal(errors, "contract", name + "_contract.json", info.contract.basename)
     _expect_equal(errors, "input_array", "normalized_input_image_tensor", info.input_array)
     _expect_equal(errors, "output_arrays", ["TFLite_Detection_PostProcess"] + ["TFLite_Detection_PostProcess:%d" % i for i in (1, 2, 3)], info.output_arrays)
     _expect_equal(errors, "inference_type", ctx.attr.inference_type, info.inference_type)
@@ -39,12 +39,24 @@ def _model_test_impl(ctx):
     if info.graph not in convert.inputs.to_list():
         errors.append("TocoConvert does not read the graph " + info.graph.short_path)
 
+    # The contract gets the converter's settings, resolved at analysis, as the same flags.
+    contract_argv = actions["SsdModelContract"].argv
+    for flag in ctx.attr.contract_flags:
+        if flag not in contract_argv:
+            errors.append("contract command line lacks {}: {}".format(flag, contract_argv))
+    settings = [flag for flag in argv if flag.startswith(("--inference_type=", "--input_shapes=", "--mean_values="))]
+    for flag in settings:
+        if flag not in contract_argv:
+            errors.append("the contract does not get the converter's {}: {}".format(flag, contract_argv))
+
     # With embedded metadata (the default) the converter's output goes through the metadata action.
     final = actions.get("SsdTfliteMetadata") or convert
     if info.tflite not in final.outputs.to_list():
         errors.append("{} does not write {}".format(final.mnemonic, info.tflite.short_path))
     if "SsdTfliteMetadata" in actions and convert.outputs.to_list()[0] not in actions["SsdTfliteMetadata"].inputs.to_list():
         errors.append("SsdTfliteMetadata does not read the converter's output")
+    if "SsdTfliteMetadata" in actions and info.contract not in actions["SsdTfliteMetadata"].inputs.to_list():
+        errors.append("SsdTfliteMetadata does not read the contract " + info.contract.short_path)
     return _result(errors)
 
 model_test = rule(
@@ -58,6 +70,7 @@ model_test = rule(
         "mnemonics": attr.string_list(default = ["SsdModelContract", "TocoConvert", "SsdTfliteMetadata"]),
         "converter_path_contains": attr.string(default = "py/toco"),
         "converter_flags": attr.string_list(doc = "Flags the converter must get, as analysis built them."),
+        "contract_flags": attr.string_list(doc = "Flags the contract action must get, as analysis built them."),
     },
 )
 

@@ -2,6 +2,7 @@
 
 load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "run_tool")
+load(":constants.bzl", "CHECKPOINT_CONFIG_FILE", "CHECKPOINT_DATA_SHARD", "CHECKPOINT_PREFIX", "CHECKPOINT_STATE_FILE")
 load(":providers.bzl", "SsdCheckpointInfo")
 
 def _ssd_checkpoint_impl(ctx):
@@ -34,11 +35,11 @@ ssd_checkpoint = rule(
 )
 
 def _synthetic_ssd_checkpoint_impl(ctx):
-    prefix = ctx.label.name + "/model.ckpt"
-    index = ctx.actions.declare_file(prefix + ".index")
-    data = ctx.actions.declare_file(prefix + ".data-00000-of-00001")
-    state = ctx.actions.declare_file(ctx.label.name + "/checkpoint")
-    config = ctx.actions.declare_file(ctx.label.name + "/pipeline.config")
+    folder = ctx.label.name + "/"
+    index = ctx.actions.declare_file(folder + CHECKPOINT_PREFIX + ".index")
+    data = ctx.actions.declare_file(folder + CHECKPOINT_DATA_SHARD)
+    state = ctx.actions.declare_file(folder + CHECKPOINT_STATE_FILE)
+    config = ctx.actions.declare_file(folder + CHECKPOINT_CONFIG_FILE)
     args = ctx.actions.args()
     args.add("--pipeline_config_path", ctx.file.pipeline_config)
     args.add("--output_directory", index.dirname)

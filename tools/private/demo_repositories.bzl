@@ -7,8 +7,7 @@ tarball whose sha512 equals the registry's own `integrity` record.
 """
 
 load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
-
-MEDIAPIPE_TASKS_VISION_REPOSITORY = "rules_ssd_tflite_mediapipe_tasks_vision"
+load(":constants.bzl", "MEDIAPIPE_BUNDLE", "MEDIAPIPE_TASKS_VISION_REPOSITORY")
 
 # 0.10.35, not 1.x: 1.1.0 POSTs usage metrics to a Google endpoint every 60 s; 0.10.35 sends nothing.
 _VERSION = "0.10.35"
@@ -16,14 +15,14 @@ _SHA256 = "84597a25e13d123b5f4cbe768bb72e97a2c28c7a465f0ace287d8cbe5246bff0"
 # npm integrity: sha512-HOvadwVRE6JC+45nyYhmnywnr5h/J8KZvOeUNVOG9q/0875pZgItznFB9bRTvLc264YSJqiZ1NsIpCStJw/egg==
 
 _BUILD = """\
-exports_files(["vision_bundle.mjs"])
+exports_files(["{bundle}"])
 
 filegroup(
     name = "files",
-    srcs = ["vision_bundle.mjs"] + glob(["wasm/*"]),
+    srcs = ["{bundle}"] + glob(["wasm/*"]),
     visibility = ["//visibility:public"],
 )
-"""
+""".format(bundle = MEDIAPIPE_BUNDLE)
 
 def demo_repositories():
     """The demo's npm package, fetched only when //demo:serve is built.

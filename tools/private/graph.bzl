@@ -1,10 +1,10 @@
 """The ssd_tflite_graph rule: checkpoint -> frozen TFLite-ready graph (export_tflite_ssd_graph)."""
 
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "check_param_file_lines", "run_tool")
 load(":constants.bzl", "GRAPH_BASENAME", "POSTPROCESSING_DEFAULTS")
 load(":providers.bzl", "SsdCheckpointInfo", "SsdTfliteGraphInfo", "checkpoint_prefix")
-load(":release_settings.bzl", "SyntheticCheckpointsInfo")
 
 def _postprocessing_flags(attr):
     return [
@@ -16,7 +16,7 @@ def _postprocessing_flags(attr):
 
 def _ssd_tflite_graph_impl(ctx):
     checkpoint = ctx.attr.checkpoint[SsdCheckpointInfo]
-    if checkpoint.synthetic and not ctx.attr._allow_synthetic_checkpoints[SyntheticCheckpointsInfo].allowed:
+    if checkpoint.synthetic and not ctx.attr._allow_synthetic_checkpoints[BuildSettingInfo].value:
         fail(("{} is exported from {}, a synthetic checkpoint (random weights), which " +
               "--//tools:allow_synthetic_checkpoints=false (--config=release) refuses. Export real " +
               "weights (--config=zoo for //models) or leave out --config=release.").format(

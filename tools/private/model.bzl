@@ -1,8 +1,8 @@
-"""The ssd_tflite_model rule: frozen graph -> .tflite (TOCO's flags), with contract and metadata."""
+"""The ssd_tflite_model rule: frozen graph -> .tflite (TOCO's flags), with its contract and metadata."""
 
 load("//tools:python_toolchain.bzl", "PYTHON_TOOLCHAIN_TYPE")
 load(":actions.bzl", "check_param_file_lines", "run_tool")
-load(":constants.bzl", "INPUT_ARRAY", "OUTPUT_ARRAYS")
+load(":constants.bzl", "CONTRACT_SUFFIX", "INPUT_ARRAY", "LABELS_SUFFIX", "OUTPUT_ARRAYS")
 load(":providers.bzl", "SsdTfliteGraphInfo", "SsdTfliteModelInfo")
 
 def _bool(value):
@@ -12,18 +12,36 @@ def _inference_type(ctx, graph):
     """TOCO's --inference_type: the attribute, else QUANTIZED_UINT8 for a calibrated graph, else FLOAT."""
     return ctx.attr.inference_type or ("QUANTIZED_UINT8" if graph.calibrated else "FLOAT")
 
-def _contract_action(ctx, graph, metadata, labels):
+def _converter_settings(ctx, graph):
+    """TOCO's flags of the conversion, resolved from the attributes: the converter and the contract get these."""
+    inference_type = _inference_type(ctx, graph)
+    flags = ["--input_format=TENSORFLOW_GRAPHDEF", "--output_format=TFLITE"]
+    if ctx.attr.input_shape:
+        flags.append("--input_shapes=" + ",".join([str(dim) for dim in ctx.attr.input_shape]))
+    flags.append("--input_arrays=" + INPUT_ARRAY)
+    flags.append("--output_arrays=" + ",".join(OUTPUT_ARRAYS))
+    flags.append("--inference_type=" + inference_type)
+    if inference_type == "QUANTIZED_UINT8":
+        flags.append("--mean_values=" + ctx.attr.mean_value)
+        flags.append("--std_values=" + ctx.attr.std_value)
+    if ctx.attr.default_ranges:
+        flags.append("--default_ranges_min=" + ctx.attr.default_ranges[0])
+        flags.append("--default_ranges_max=" + ctx.attr.default_ranges[1])
+    if ctx.attr.change_concat_input_ranges:
+        flags.append("--change_concat_input_ranges")
+    if ctx.attr.allow_custom_ops:
+        flags.append("--allow_custom_ops")
+    if ctx.attr.ignore_weights_narrow_range:
+        flags.append("--ignore_weights_narrow_range")
+    return flags
+
+def _contract_action(ctx, graph, contract, labels):
     args = ctx.actions.args()
     args.add("--synthetic=" + _bool(graph.synthetic))
     args.add("--pipeline_config_path", graph.pipeline_config)
     args.add("--config_override=" + graph.config_override)
-    args.add("--inference_type=" + ctx.attr.inference_type)
-    args.add_joined("--input_shape", ctx.attr.input_shape, join_with = ",")
-    args.add("--mean_value=" + ctx.attr.mean_value)
-    args.add("--std_value=" + ctx.attr.std_value)
-    if ctx.attr.default_ranges:
-        args.add("--default_ranges_min=" + ctx.attr.default_ranges[0])
-        args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
+    args.add_all(_converter_settings(ctx, graph))
+    args.add("--inference_type_stated=" + _bool(ctx.attr.inference_type))
     args.add("--embed_input_normalization=" + _bool(graph.embed_input_normalization))
     args.add("--calibrated=" + _bool(graph.calibrated))
     args.add_all(graph.postprocessing_flags)
@@ -31,44 +49,25 @@ def _contract_action(ctx, graph, metadata, labels):
     if ctx.file.labels:
         args.add("--labels", ctx.file.labels)
         inputs.append(ctx.file.labels)
-    args.add("--metadata_out", metadata)
+    args.add("--contract_out", contract)
     args.add("--labels_out", labels)
     run_tool(
         ctx,
         ctx.attr._contract,
         args,
         inputs = depset(inputs),
-        outputs = [metadata, labels],
+        outputs = [contract, labels],
         mnemonic = "SsdModelContract",
         progress_message = "Checking the model contract of %s against its config" % ctx.label,
     )
 
 def _convert_action(ctx, graph, tflite):
-    inference_type = _inference_type(ctx, graph)
     args = ctx.actions.args()
 
     # TOCO's flags take `--flag=value` only.
     args.add(graph.graph, format = "--input_file=%s")
     args.add(tflite, format = "--output_file=%s")
-    args.add("--input_format=TENSORFLOW_GRAPHDEF")
-    args.add("--output_format=TFLITE")
-    if ctx.attr.input_shape:
-        args.add_joined(ctx.attr.input_shape, join_with = ",", format_joined = "--input_shapes=%s")
-    args.add("--input_arrays=" + INPUT_ARRAY)
-    args.add_joined(OUTPUT_ARRAYS, join_with = ",", format_joined = "--output_arrays=%s")
-    args.add("--inference_type=" + inference_type)
-    if inference_type == "QUANTIZED_UINT8":
-        args.add("--mean_values=" + ctx.attr.mean_value)
-        args.add("--std_values=" + ctx.attr.std_value)
-    if ctx.attr.default_ranges:
-        args.add("--default_ranges_min=" + ctx.attr.default_ranges[0])
-        args.add("--default_ranges_max=" + ctx.attr.default_ranges[1])
-    if ctx.attr.change_concat_input_ranges:
-        args.add("--change_concat_input_ranges")
-    if ctx.attr.allow_custom_ops:
-        args.add("--allow_custom_ops")
-    if ctx.attr.ignore_weights_narrow_range:
-        args.add("--ignore_weights_narrow_range")
+    args.add_all(_converter_settings(ctx, graph))
     check_param_file_lines(ctx.attr.converter, "converter_args", ctx.attr.converter_args)
     args.add_all(ctx.attr.converter_args)
     run_tool(
@@ -78,15 +77,15 @@ def _convert_action(ctx, graph, tflite):
         inputs = depset([graph.graph]),
         outputs = [tflite],
         mnemonic = "TocoConvert",
-        progress_message = "Converting %s to TFLite (%s)" % (ctx.label, inference_type),
+        progress_message = "Converting %s to TFLite (%s)" % (ctx.label, _inference_type(ctx, graph)),
     )
 
-def _metadata_action(ctx, graph, converted, labels, metadata, tflite):
+def _metadata_action(ctx, graph, converted, labels, contract, tflite):
     args = ctx.actions.args()
     args.add("--input_file", converted)
     args.add("--output_file", tflite)
     args.add("--labels", labels)
-    args.add("--model_metadata", metadata)
+    args.add("--contract", contract)
     args.add("--name", ctx.label.name)
     description = "SSD detector converted by rules_ssd_tflite from {}.".format(graph.checkpoint)
     if graph.synthetic:
@@ -97,11 +96,59 @@ def _metadata_action(ctx, graph, converted, labels, metadata, tflite):
         ctx,
         ctx.attr._metadata_populator,
         args,
-        inputs = depset([converted, labels, metadata]),
+        inputs = depset([converted, labels, contract]),
         outputs = [tflite],
         mnemonic = "SsdTfliteMetadata",
         progress_message = "Embedding TFLite metadata in %s" % ctx.label,
     )
+
+# The converter flags that converter_args may not give, and what to use instead: the rule sets them from
+# its attributes, or they change the model's interface (files, formats, tensors, types, shapes, input
+# normalization, ranges), which the model contract and the embedded metadata describe.
+_RULE_FLAGS = {
+    "input_file": "set graph",
+    "savedmodel_directory": "set graph",
+    "output_file": "the rule writes <name>.tflite",
+    "input_format": "the rule converts a TENSORFLOW_GRAPHDEF",
+    "output_format": "the rule writes TFLITE",
+    "input_array": "the rule converts the exported graph's input",
+    "input_arrays": "the rule converts the exported graph's input",
+    "output_array": "the rule converts the exported graph's outputs",
+    "output_arrays": "the rule converts the exported graph's outputs",
+    "inference_type": "set inference_type",
+    "inference_input_type": "set inference_type",
+    "inference_output_type": "set inference_type",
+    "input_type": "set inference_type",
+    "input_types": "set inference_type",
+    "input_data_type": "set inference_type",
+    "input_data_types": "set inference_type",
+    "input_shape": "set input_shape",
+    "input_shapes": "set input_shape",
+    "mean_value": "set mean_value",
+    "mean_values": "set mean_value",
+    "std_value": "set std_value",
+    "std_values": "set std_value",
+    "default_ranges_min": "set default_ranges",
+    "default_ranges_max": "set default_ranges",
+    "change_concat_input_ranges": "set change_concat_input_ranges",
+    "allow_custom_ops": "set allow_custom_ops",
+    "ignore_weights_narrow_range": "set ignore_weights_narrow_range",
+    "arrays_extra_info_file": "set input_shape and default_ranges",
+    "model_flags_file": "set each of its flags by its attribute",
+    "flagfile": "give the flags themselves in converter_args",
+}
+
+def _check_converter_args(converter_args):
+    """Refuses converter_args that set what the rule sets (absl also takes -flag and --noflag)."""
+    for arg in converter_args:
+        if not arg.startswith("-"):
+            continue
+        name = arg.lstrip("-").split("=")[0]
+        if name not in _RULE_FLAGS and name.startswith("no") and name[len("no"):] in _RULE_FLAGS:
+            name = name[len("no"):]
+        if name in _RULE_FLAGS:
+            fail(("converter_args: '{}' would change what the rule sets and the model contract and " +
+                  "metadata describe; {} instead").format(arg, _RULE_FLAGS[name]), attr = "converter_args")
 
 def _is_number(text):
     """Whether `text` reads as a decimal number (Starlark here has no float parsing)."""
@@ -138,21 +185,22 @@ def _validate_attributes(ctx, graph):
             "ignore_weights_narrow_range changes how weights are quantized: it needs a QUANTIZED_UINT8 build",
             attr = "ignore_weights_narrow_range",
         )
+    _check_converter_args(ctx.attr.converter_args)
 
 def _ssd_tflite_model_impl(ctx):
     graph = ctx.attr.graph[SsdTfliteGraphInfo]
     _validate_attributes(ctx, graph)
     tflite = ctx.actions.declare_file(ctx.label.name + ".tflite")
-    labels = ctx.actions.declare_file(ctx.label.name + "_labels.txt")
-    metadata = ctx.actions.declare_file(ctx.label.name + "_metadata.json")
-    _contract_action(ctx, graph, metadata, labels)
+    labels = ctx.actions.declare_file(ctx.label.name + LABELS_SUFFIX)
+    contract = ctx.actions.declare_file(ctx.label.name + CONTRACT_SUFFIX)
+    _contract_action(ctx, graph, contract, labels)
     if ctx.attr.embed_metadata:
         converted = ctx.actions.declare_file(ctx.label.name + "_converted.tflite")
         _convert_action(ctx, graph, converted)
-        _metadata_action(ctx, graph, converted, labels, metadata, tflite)
+        _metadata_action(ctx, graph, converted, labels, contract, tflite)
     else:
         _convert_action(ctx, graph, tflite)
-    files = [tflite, graph.graph, labels, metadata]
+    files = [tflite, graph.graph, labels, contract]
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
         OutputGroupInfo(tflite = depset([tflite]), graph = depset([graph.graph])),
@@ -160,7 +208,7 @@ def _ssd_tflite_model_impl(ctx):
             tflite = tflite,
             graph = graph.graph,
             labels = labels,
-            metadata = metadata,
+            contract = contract,
             input_array = INPUT_ARRAY,
             output_arrays = OUTPUT_ARRAYS,
             inference_type = _inference_type(ctx, graph),
@@ -174,9 +222,11 @@ ssd_tflite_model = rule(
 
 The second half of the classic recipe: the converter with TOCO's flags, every
 one of them built at analysis (`bazel aquery` shows them). Beside it, the
-model contract is checked against the pipeline.config, and TFLite Model
-Metadata is embedded. Outputs `<name>.tflite`, `<name>_labels.txt` and
-`<name>_metadata.json`, and provides SsdTfliteModelInfo.""",
+converter's settings are checked against the pipeline.config and the model
+contract is written: what the model takes and gives. TFLite Model Metadata,
+made from the contract, is embedded once the converted model is checked to be
+what the contract says. Outputs `<name>.tflite`, `<name>_labels.txt` and
+`<name>_contract.json`, and provides SsdTfliteModelInfo.""",
     attrs = {
         "graph": attr.label(
             mandatory = True,
@@ -208,7 +258,12 @@ Metadata is embedded. Outputs `<name>.tflite`, `<name>_labels.txt` and
             doc = "Converter taking TOCO's flags: ours (a persistent worker on this rule set's Python " +
                   "toolchain) or any executable, e.g. a TensorFlow source tree's //tensorflow/lite/toco:toco.",
         ),
-        "converter_args": attr.string_list(doc = "Extra converter flags."),
+        "converter_args": attr.string_list(
+            doc = "Extra converter flags, such as a TensorFlow source tree's toco's debugging flags. Not the " +
+                  "flags the rule sets from its attributes, nor others that change the model's interface " +
+                  "(inference_input_type, input_arrays, flagfile, ...): the analysis refuses them, naming the " +
+                  "attribute to set instead.",
+        ),
         "ignore_weights_narrow_range": attr.bool(
             default = False,
             doc = "Converter --ignore_weights_narrow_range (QUANTIZED_UINT8 only): quantize weights over 256 " +

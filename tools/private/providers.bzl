@@ -30,7 +30,7 @@ SsdTfliteModelInfo = provider(
         "tflite": "File: the `.tflite` flatbuffer.",
         "graph": "File: the frozen export graph (`tflite_graph.pb`) it was converted from.",
         "labels": "File: one class name per line, in class-index order (no background line).",
-        "metadata": "File: JSON with input name, shape, dtype and normalization, outputs and settings.",
+        "contract": "File: the model contract (`<name>_contract.json`): input name, shape, dtype and normalization, outputs and settings.",
         "input_array": "string: name of the input tensor.",
         "output_arrays": "list of string: names of the four output tensors (boxes, classes, scores, count).",
         "inference_type": "string: FLOAT or QUANTIZED_UINT8.",

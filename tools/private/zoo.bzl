@@ -1,6 +1,7 @@
 """The model-zoo tarballs, each an http_archive with a pinned sha256 where one is on public record."""
 
 load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+load(":constants.bzl", "CHECKPOINT_CONFIG_FILE", "CHECKPOINT_PREFIX", "CHECKPOINT_STATE_FILE")
 
 _TF_ZOO = "download.tensorflow.org/models/object_detection/"
 
@@ -49,15 +50,15 @@ load("@rules_ssd_tflite//tools:defs.bzl", "ssd_checkpoint")
 
 ssd_checkpoint(
     name = "checkpoint",
-    data = glob(["model.ckpt.data-*"]),
-    index = "model.ckpt.index",
-    pipeline_config = "pipeline.config",
+    data = glob(["{prefix}.data-*"]),
+    index = "{prefix}.index",
+    pipeline_config = "{config}",
     visibility = ["//visibility:public"],
 )
 
-# The tarballs also hold a TF `checkpoint` state file, which the target above shadows.
-exports_files(glob(["**"], exclude = ["checkpoint"]))
-"""
+# The tarballs also hold a TF `{state}` state file, which the target above shadows.
+exports_files(glob(["**"], exclude = ["{state}"]))
+""".format(prefix = CHECKPOINT_PREFIX, config = CHECKPOINT_CONFIG_FILE, state = CHECKPOINT_STATE_FILE)
 
 def _unpinned_tarball_impl(rctx):
     fail(("{name}: no public record gives the sha256 of {archive}, so it is not downloaded unpinned. " +
@@ -74,7 +75,7 @@ _unpinned_tarball = repository_rule(
 )
 
 # What every model-zoo tarball holds in its folder, checked when there is no sha256 to check.
-_CHECKPOINT_FILES = ["pipeline.config", "model.ckpt.index"]
+_CHECKPOINT_FILES = [CHECKPOINT_CONFIG_FILE, CHECKPOINT_PREFIX + ".index"]
 
 def _allowed_unpinned_tarball_impl(rctx):
     downloaded = rctx.download_and_extract(url = rctx.attr.urls, stripPrefix = rctx.attr.strip_prefix)

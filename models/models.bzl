@@ -1,0 +1,94 @@
+"""The //models package's macros: checkpoints from the model zoo or synthesized, and the list of its models."""
+
+load("//tools:defs.bzl", "SsdCheckpointInfo", "SsdTfliteGraphInfo", "SsdTfliteModelInfo", "synthetic_ssd_checkpoint")
+load("//tools/private:zoo.bzl", "ZOO_ARCHIVES")
+
+def zoo_checkpoint(name, pipeline_config):
+    """`<name>_checkpoint`: the model-zoo tarball `@<name>`, or `<name>_synthetic`, as `//tools:checkpoint_source` says.
+
+    Args:
+      name: the tarball's repository (see tools/private/zoo.bzl).
+      pipeline_config: the model's config, from which the synthetic checkpoint is made.
+    """
+    synthetic_ssd_checkpoint(
+        name = name + "_synthetic",
+        pipeline_config = pipeline_config,
+    )
+    native.alias(
+        name = name + "_checkpoint",
+        actual = select({
+            "//tools:zoo_checkpoints": "@{}//:checkpoint".format(name),
+            "//conditions:default": name + "_synthetic",
+        }),
+    )
+
+def _model_manifest_impl(ctx):
+    repository_of = {checkpoint.label: repository for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints)}
+    models = []
+    files = []
+    graphs = {graph.label.name: graph for graph in ctx.attr.graphs}
+    for model in ctx.attr.models:
+        graph = graphs[ctx.attr.graph_of[model.label.name]]
+        info = model[SsdTfliteModelInfo]
+        graph_info = graph[SsdTfliteGraphInfo]
+        models.append(struct(
+            name = model.label.name,
+            tflite = info.tflite.short_path,
+            labels = info.labels.short_path,
+            contract = info.contract.short_path,
+            graph = info.graph.short_path,
+            graph_target = graph.label.name,
+            pipeline_config = graph_info.pipeline_config.short_path,
+            inference_type = info.inference_type,
+            calibrated = graph_info.calibrated,
+            default_ranges = ctx.attr.default_ranges[model.label.name],
+            synthetic = info.synthetic,
+            zoo_repository = repository_of.get(graph_info.checkpoint, ""),
+        ))
+        files += [info.tflite, info.labels, info.contract, info.graph, graph_info.pipeline_config]
+    checkpoints = {}
+    for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints):
+        checkpoints[repository] = checkpoint[SsdCheckpointInfo].index.short_path[:-len(".index")]
+    manifest = ctx.actions.declare_file(ctx.label.name + ".json")
+    ctx.actions.write(manifest, json.encode_indent(struct(models = models, synthetic_zoo_checkpoints = checkpoints)) + "\n")
+    runfiles = ctx.runfiles(files = [manifest] + files)
+    for checkpoint in ctx.attr.synthetic_checkpoints:
+        runfiles = runfiles.merge(checkpoint[DefaultInfo].default_runfiles)
+    return [DefaultInfo(files = depset([manifest]), runfiles = runfiles)]
+
+_model_manifest = rule(
+    implementation = _model_manifest_impl,
+    attrs = {
+        "models": attr.label_list(providers = [SsdTfliteModelInfo]),
+        "graphs": attr.label_list(providers = [SsdTfliteGraphInfo]),
+        "graph_of": attr.string_dict(),
+        "default_ranges": attr.string_list_dict(),
+        "zoo_repositories": attr.string_list(),
+        "synthetic_checkpoints": attr.label_list(providers = [SsdCheckpointInfo]),
+    },
+)
+
+def model_manifest(name):
+    """`<name>.json`: every ssd_tflite_model of the package so far, for the tests and dev/bench.
+
+    Its runfiles hold each model's files, graph and config, and the synthetic
+    checkpoint standing in for each model-zoo tarball, so that a test that
+    depends on it covers every model without naming one.
+
+    Args:
+      name: the target; call it last in the BUILD file.
+    """
+    rules = native.existing_rules()
+    models = [rules[name] for name in sorted(rules.keys()) if rules[name]["kind"] == "ssd_tflite_model"]
+
+    # The graph's name: existing_rules() gives labels as strings in some Bazels and as Labels in others.
+    graph_of = {model["name"]: str(model["graph"]).split(":")[-1] for model in models}
+    _model_manifest(
+        name = name,
+        models = [":" + model["name"] for model in models],
+        graphs = [":" + graph for graph in sorted({graph: None for graph in graph_of.values()}.keys())],
+        graph_of = graph_of,
+        default_ranges = {model["name"]: model["default_ranges"] for model in models},
+        zoo_repositories = ZOO_ARCHIVES.keys(),
+        synthetic_checkpoints = [":%s_synthetic" % repository for repository in ZOO_ARCHIVES],
+    )
