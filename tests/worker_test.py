@@ -181,7 +181,7 @@ class WorkerTest(absltest.TestCase):
         os.remove(os.path.join(tools, "ssd_tflite", "captured_output.py"))
         code, output = worker.run(flags)
         self.assertEqual(code, 1)
-        self.assertIn("No module named 'ssd_tflite.captured_output'", output)
+        self.assertIn("cannot import name 'captured_output'", output)
         self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
 
     def fixture_tool(self) -> str:
