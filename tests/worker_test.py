@@ -152,37 +152,46 @@ class WorkerTest(absltest.TestCase):
             self.assertEqual(worker.run(flags), action, case)
             self.assertFalse(os.path.exists(os.path.join(self.tmp, "out.tflite")), case)
 
-    def test_worker_with_edited_sources_answers_from_new_code_then_exits(self):
-        tools = os.path.join(self.tmp, "py")
+    def copied_contract_tool(self, name: str) -> str:
+        """model_contract.py and its modules, copied to be edited under a running worker."""
+        tools = os.path.join(self.tmp, name)
         shutil.copytree(os.path.dirname(os.path.realpath(testing.runfile("py/model_contract.py"))), tools,
                         ignore=shutil.ignore_patterns("__pycache__"))
-        contract = os.path.join(tools, "model_contract.py")
+        return os.path.join(tools, "model_contract.py")
+
+    def test_worker_with_edited_sources_answers_every_later_request_from_new_code(self):
+        """Bazel 4 keeps such a worker and sends it more actions: it must answer them all, with the new code."""
+        contract = self.copied_contract_tool("py_edited")
         flags = [f"--pipeline_config_path={self.tmp}/missing.config", f"--contract_out={self.tmp}/m.json",
                  f"--labels_out={self.tmp}/labels.txt"]
         worker = Worker(contract)
-        code, output = worker.run(flags)
-        self.assertEqual(code, 1)
-        errors = os.path.join(tools, "ssd_tflite", "errors.py")
+        first = worker.run(flags)
+        self.assertEqual(first[0], 1)
+        errors = os.path.join(os.path.dirname(contract), "ssd_tflite", "errors.py")
+        with open(errors) as source:
+            original = source.read()
         with open(errors, "a") as edited:
             edited.write("\nraise SystemExit('edited errors.py was loaded')\n")
         self.assertEqual(worker.run(flags), (1, "edited errors.py was loaded\n"))
-        self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
+        self.assertEqual(worker.run(flags), (1, "edited errors.py was loaded\n"))
+        with open(errors, "w") as edited:
+            edited.write(original + "\n# an edit that changes nothing\n")
+        self.assertEqual(worker.run(flags), first)
+        self.assertEqual(worker.close(), 0)
 
-    def test_worker_whose_module_was_deleted_answers_then_exits(self):
+    def test_worker_whose_module_was_deleted_answers_from_new_code(self):
         """A module renamed away under a running worker (it crashed on the stamp of the missing file)."""
-        tools = os.path.join(self.tmp, "py_deleted")
-        shutil.copytree(os.path.dirname(os.path.realpath(testing.runfile("py/model_contract.py"))), tools,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        contract = os.path.join(tools, "model_contract.py")
+        contract = self.copied_contract_tool("py_deleted")
         flags = [f"--pipeline_config_path={self.tmp}/missing.config", f"--contract_out={self.tmp}/m.json",
                  f"--labels_out={self.tmp}/labels.txt"]
         worker = Worker(contract)
         self.assertEqual(worker.run(flags)[0], 1)
-        os.remove(os.path.join(tools, "ssd_tflite", "captured_output.py"))
-        code, output = worker.run(flags)
-        self.assertEqual(code, 1)
-        self.assertIn("cannot import name 'captured_output'", output)
-        self.assertEqual(worker.close(), 0, "a worker whose sources changed exits after answering")
+        os.remove(os.path.join(os.path.dirname(contract), "ssd_tflite", "captured_output.py"))
+        for _ in range(2):
+            code, output = worker.run(flags)
+            self.assertEqual(code, 1)
+            self.assertIn("cannot import name 'captured_output'", output)
+        self.assertEqual(worker.close(), 0)
 
     def fixture_tool(self) -> str:
         path = os.path.join(self.tmp, "fixture_tool.py")

@@ -33,7 +33,7 @@ _MAX_VARINT_BYTES = 10  # 7 bits per byte: the 64 bits of a protobuf varint
 _CHUNK_BYTES = 1 << 16
 
 
-Handler = Callable[[list[str]], tuple[int, str, bool]]  # arguments -> (exit code, output, quit after)
+Handler = Callable[[list[str]], tuple[int, str]]  # arguments -> (exit code, output)
 
 
 def _message_classes() -> tuple[type, type]:
@@ -121,22 +121,22 @@ def write_delimited(stream: BinaryIO, message) -> None:
     stream.flush()
 
 
-def _answer(frame: bytes, handle: Handler, tool: str) -> tuple[WorkResponse, bool]:
-    """The response to one frame, and whether to quit after it."""
+def _answer(frame: bytes, handle: Handler, tool: str) -> WorkResponse:
+    """The response to one frame."""
     try:
         request = WorkRequest.FromString(frame)
     except DecodeError as error:
         return WorkResponse(exit_code=1, output=f"{tool}: error: malformed WorkRequest of {len(frame)} bytes: "
-                                                f"{error}\n"), False
-    exit_code, output, quit_after = handle(list(request.arguments))
-    return WorkResponse(exit_code=exit_code, output=output, request_id=request.request_id), quit_after
+                                                f"{error}\n")
+    exit_code, output = handle(list(request.arguments))
+    return WorkResponse(exit_code=exit_code, output=output, request_id=request.request_id)
 
 
 def serve(handle: Handler, tool: str) -> int:
-    """Answers WorkRequests until stdin closes; `handle(arguments)` returns (exit code, output, quit after).
+    """Answers WorkRequests until stdin closes; `handle(arguments)` returns (exit code, output).
 
-    Returns the process's exit code: 0 when stdin ends between messages or
-    `handle` asks to quit, 1 when the streams fail (reported on stderr as
+    Returns the process's exit code: 0 when stdin ends between messages, 1
+    when the streams fail (reported on stderr as
     `tool: error: ...`). The protocol keeps the process's original stdout;
     file descriptor 1 then points at stderr (Bazel's worker log), so nothing
     a tool or TensorFlow prints can corrupt a response.
@@ -145,10 +145,7 @@ def serve(handle: Handler, tool: str) -> int:
     os.dup2(2, 1)
     try:
         while (frame := read_frame(sys.stdin.buffer)) is not None:
-            response, quit_after = _answer(frame, handle, tool)
-            write_delimited(responses, response)
-            if quit_after:
-                break
+            write_delimited(responses, _answer(frame, handle, tool))
     except ProtocolError as error:
         print(f"{tool}: error: persistent worker input: {error}", file=sys.stderr)
         return 1

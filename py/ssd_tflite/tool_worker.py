@@ -2,9 +2,10 @@
 
 The protocol is persistent_worker's; here each request's arguments (the
 params file's lines) are decoded and run. Bazel 4 keeps a worker whose
-sources were edited: such a request is answered from a new process that
-loads the new code, and the worker then quits, so that the next request
-starts a new worker.
+sources were edited, so from then on the worker runs each request in a new
+process that loads the new code, as a one-off action would. (Quitting
+instead raced with Bazel: it could hand the next action to the exiting
+worker, which failed with "Worker process did not return a WorkResponse".)
 """
 
 import gc
@@ -53,18 +54,21 @@ def serve(script: str, tool: str, run_request: RunRequest) -> int:
     `script` is the tool's, whose sources are watched; `tool` names it in errors.
     """
     started = _source_stamp(script)
+    edited = False
 
-    def handle(lines: list[str]) -> tuple[int, str, bool]:
+    def handle(lines: list[str]) -> tuple[int, str]:
+        nonlocal edited
         try:
             arguments = params_file.parse("\n".join(lines), "WorkRequest.arguments")
         except UserError as error:
-            return 1, f"{tool}: error: {error}\n", False
-        if _source_stamp(script) != started:
-            return (*_run_fresh(script, arguments), True)
+            return 1, f"{tool}: error: {error}\n"
+        edited = edited or _source_stamp(script) != started
+        if edited:
+            return _run_fresh(script, arguments)
         exit_code, output = run_request(arguments)
         # TensorFlow's graphs and converter leave reference cycles behind; without a full collection
         # a converter worker grew by about the model's size per request (ssdlite: 723 -> 1204 MiB in 40).
         gc.collect()
-        return exit_code, output, False
+        return exit_code, output
 
     return persistent_worker.serve(handle, tool)
