@@ -1,7 +1,6 @@
 """The //models package's macros: checkpoints from the model zoo or synthesized, and the list of its models."""
 
 load("//tools:defs.bzl", "SsdCheckpointInfo", "SsdTfliteGraphInfo", "SsdTfliteModelInfo", "synthetic_ssd_checkpoint")
-load("//tools/private:zoo.bzl", "ZOO_ARCHIVES")
 
 def zoo_checkpoint(name, pipeline_config):
     """`<name>_checkpoint`: the model-zoo tarball `@<name>`, or `<name>_synthetic`, as `//tools:checkpoint_source` says.
@@ -81,6 +80,14 @@ def model_manifest(name):
     rules = native.existing_rules()
     models = [rules[name] for name in sorted(rules.keys()) if rules[name]["kind"] == "ssd_tflite_model"]
 
+    # The zoo_checkpoint calls above: each made `<repository>_synthetic` and `<repository>_checkpoint`.
+    zoo_repositories = [
+        name[:-len("_synthetic")]
+        for name in sorted(rules.keys())
+        if rules[name]["kind"] == "synthetic_ssd_checkpoint" and name.endswith("_synthetic") and
+           name[:-len("_synthetic")] + "_checkpoint" in rules
+    ]
+
     # The graph's name: existing_rules() gives labels as strings in some Bazels and as Labels in others.
     graph_of = {model["name"]: str(model["graph"]).split(":")[-1] for model in models}
     _model_manifest(
@@ -89,6 +96,6 @@ def model_manifest(name):
         graphs = [":" + graph for graph in sorted({graph: None for graph in graph_of.values()}.keys())],
         graph_of = graph_of,
         default_ranges = {model["name"]: model["default_ranges"] for model in models},
-        zoo_repositories = ZOO_ARCHIVES.keys(),
-        synthetic_checkpoints = [":%s_synthetic" % repository for repository in ZOO_ARCHIVES],
+        zoo_repositories = zoo_repositories,
+        synthetic_checkpoints = [":%s_synthetic" % repository for repository in zoo_repositories],
     )
