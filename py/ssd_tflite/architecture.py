@@ -58,6 +58,9 @@ def checked_normalization(mean: object, std: object, source: str) -> tuple[tuple
     return values[0], values[1]
 
 
+# The MobileNets' input: (2 / 255) * pixel - 1, i.e. [-1, 1].
+MINUS_ONE_TO_ONE = PixelNormalization((127.5,) * 3, (127.5,) * 3)
+
 # require(condition, field path, value, why): unless `condition`, refuses the config (a ConfigError naming the
 # config file, the field and its value, and saying why).
 Require = Callable[[bool, str, object, str], None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ssd_tflite.architecture import CONVOLUTIONAL_BOX_PREDICTOR, SSD_ANCHOR_GENERATOR, Architecture, PixelNormalization
+from ssd_tflite.architecture import CONVOLUTIONAL_BOX_PREDICTOR, MINUS_ONE_TO_ONE, SSD_ANCHOR_GENERATOR, Architecture
 from ssd_tflite.feature_maps import check_anchor_layers, extra_feature_maps
 from ssd_tflite.model_spec import FeatureExtractorSpec
 
@@ -49,7 +49,7 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
 ARCHITECTURE = Architecture(
     types=(TYPE,),
     extract_features=extract_features,
-    input_normalization=PixelNormalization((127.5,) * 3, (127.5,) * 3),  # (2 / 255) * pixel - 1
+    input_normalization=MINUS_ONE_TO_ONE,
     box_predictor=CONVOLUTIONAL_BOX_PREDICTOR,
     anchor_generator=SSD_ANCHOR_GENERATOR,
     check_anchors=check_anchor_layers,
