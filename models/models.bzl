@@ -22,12 +22,17 @@ def zoo_checkpoint(name, pipeline_config):
     )
 
 def _model_manifest_impl(ctx):
+    # A graph's checkpoint is the synthetic stand-in by default, the tarball's @<repository> with --config=zoo.
     repository_of = {checkpoint.label: repository for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints)}
+    repository_of.update({Label("@{}//:checkpoint".format(repository)): repository for repository in ctx.attr.zoo_repositories})
+    graph_of = {}
+    for graph, model_names in ctx.attr.graphs.items():
+        for model_name in model_names.split(","):
+            graph_of[model_name] = graph
     models = []
     files = []
-    graphs = {graph.label.name: graph for graph in ctx.attr.graphs}
     for model in ctx.attr.models:
-        graph = graphs[ctx.attr.graph_of[model.label.name]]
+        graph = graph_of[model.label.name]
         info = model[SsdTfliteModelInfo]
         graph_info = graph[SsdTfliteGraphInfo]
         models.append(struct(
@@ -59,8 +64,7 @@ _model_manifest = rule(
     implementation = _model_manifest_impl,
     attrs = {
         "models": attr.label_list(providers = [SsdTfliteModelInfo]),
-        "graphs": attr.label_list(providers = [SsdTfliteGraphInfo]),
-        "graph_of": attr.string_dict(),
+        "graphs": attr.label_keyed_string_dict(providers = [SsdTfliteGraphInfo], doc = "graph -> its models, comma-separated."),
         "default_ranges": attr.string_list_dict(),
         "zoo_repositories": attr.string_list(),
         "synthetic_checkpoints": attr.label_list(providers = [SsdCheckpointInfo]),
@@ -88,13 +92,15 @@ def model_manifest(name):
            name[:-len("_synthetic")] + "_checkpoint" in rules
     ]
 
-    # The graph's name: existing_rules() gives labels as strings in some Bazels and as Labels in others.
-    graph_of = {model["name"]: str(model["graph"]).split(":")[-1] for model in models}
+    # graph -> the models converted from it (existing_rules() gives a label as a string or a Label).
+    graphs = {}
+    for model in models:
+        graph = str(model["graph"])
+        graphs[graph] = ",".join([graphs[graph], model["name"]]) if graph in graphs else model["name"]
     _model_manifest(
         name = name,
         models = [":" + model["name"] for model in models],
-        graphs = [":" + graph for graph in sorted({graph: None for graph in graph_of.values()}.keys())],
-        graph_of = graph_of,
+        graphs = graphs,
         default_ranges = {model["name"]: model["default_ranges"] for model in models},
         zoo_repositories = zoo_repositories,
         synthetic_checkpoints = [":%s_synthetic" % repository for repository in zoo_repositories],

@@ -7,7 +7,8 @@ The input's normalization comes from the model contract, `<name>_contract.json`
 (as the ssd_tflite_model rule writes it), once the model is checked to be
 what the contract says (its input's name, shape, type and uint8 quantization,
 its outputs); the class names come from the labels file (one per line, by
-class index), which is also packed into the model.
+class index), which is also packed into the model. With
+--embed_metadata=false the checked model is written unchanged.
 """
 
 from ssd_tflite import cli
@@ -25,6 +26,7 @@ flags.DEFINE_string("contract", None, f"The model contract (<name>{contract.CONT
 flags.DEFINE_string("name", None, "Model name.")
 flags.DEFINE_string("description", "", "Model description.")
 flags.DEFINE_string("version", "1", "Model version.")
+flags.DEFINE_bool("embed_metadata", True, "Embed the metadata; false writes the model unchanged, once checked.")
 flags.mark_flags_as_required(["input_file", "output_file", "labels", "contract", "name"])
 
 
@@ -43,6 +45,9 @@ def main() -> None:
         raise InputError(f"{FLAGS.input_file}: cannot read the model: {error.strerror}") from None
     model = flatbuffer_model.load(content, FLAGS.input_file)
     contract.check_model(described, FLAGS.contract, model, FLAGS.input_file)
+    if not FLAGS.embed_metadata:
+        atomic_files.write_file(FLAGS.output_file, content)
+        return
     height, width, _ = flatbuffer_model.image_input(model, FLAGS.input_file)
     described_model = flatbuffer_model.with_metadata(content, FLAGS.input_file, tflite_metadata.METADATA_NAME,
                                                      tflite_metadata.metadata_buffer(metadata, height, width))

@@ -71,7 +71,9 @@ class BrowserDemoTest(parameterized.TestCase):
 
     def serve(self, model: str, image: str) -> str:
         # As `bazel run //demo:serve` would, with its args.
-        bundle = os.path.join(os.environ["TEST_SRCDIR"], "rules_ssd_tflite_mediapipe_tasks_vision", "vision_bundle.mjs")
+        constants = testing.starlark_constants()
+        bundle = os.path.join(os.environ["TEST_SRCDIR"], constants["MEDIAPIPE_TASKS_VISION_REPOSITORY"],
+                              constants["MEDIAPIPE_BUNDLE"])
         server = subprocess.Popen([testing.runfile("demo/serve"), f"--mediapipe_bundle={bundle}", f"--model={model}",
                                    f"--image={image}"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,5 +1,6 @@
 """The command-line tools: clean errors for user mistakes, reproducible output."""
 
+import json
 import os
 import subprocess
 
@@ -126,6 +127,36 @@ class CliTest(absltest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(built, "rb") as rule_output, open(described, "rb") as ours:
             self.assertEqual(rule_output.read(), ours.read(), "the Bazel rule and the CLIs give the same model")
+
+    def populate(self, model: str, contract: dict, *flags: str) -> tuple[subprocess.CompletedProcess, str, str]:
+        """populate_metadata on `model` with `contract` (as JSON), the uint8 SSD MobileNet v1's labels."""
+        workdir = self.create_tempdir()
+        contract_path = workdir.create_file("contract.json", json.dumps(contract)).full_path
+        output = os.path.join(workdir.full_path, "out.tflite")
+        result = run_tool("populate_metadata", f"--input_file={model}", f"--output_file={output}",
+                          f"--labels={testing.model_file('ssd_mobilenet_v1_quant_tflite', 'labels')}",
+                          f"--contract={contract_path}", "--name=detect", *flags)
+        return result, contract_path, output
+
+    def test_populate_metadata_refuses_a_model_that_is_not_the_one_its_contract_describes(self):
+        """The read-back check, with metadata embedded or not: float for uint8, another zero point, channel 2."""
+        with open(testing.model_file("ssd_mobilenet_v1_quant_tflite", "contract")) as contract_file:
+            uint8 = json.load(contract_file)
+        float_model = testing.model_file("ssdlite_mobilenet_v2_tflite")
+        uint8_model = testing.model_file("ssd_mobilenet_v1_quant_tflite")
+        other_zero_point = dict(uint8, input=dict(uint8["input"], mean=[127, 127, 127]))
+        other_channel = dict(uint8, input=dict(uint8["input"], mean=[128, 128, 0], std=[128, 128, 1]))
+        for embed in ("--embed_metadata=true", "--embed_metadata=false"):
+            for model, contract, fragment in ((float_model, uint8, "its input dtype is 'float32', the contract's 'uint8'"),
+                                              (uint8_model, other_zero_point, "is read as (q - 128) / 128"),
+                                              (uint8_model, other_channel, "is read as (q - 128) / 128")):
+                result, contract_path, output = self.populate(model, contract, embed)
+                self.assert_clean_error(result, model, contract_path, fragment)
+                self.assertFalse(os.path.exists(output), "nothing is written for a refused model")
+        result, _, output = self.populate(uint8_model, uint8, "--embed_metadata=false")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(uint8_model, "rb") as given, open(output, "rb") as written:
+            self.assertEqual(given.read(), written.read(), "--embed_metadata=false writes the model unchanged")
 
     def test_detect_prints_detections_and_writes_annotated_png(self):
         output = os.path.join(self.create_tempdir().full_path, "annotated.png")

@@ -25,7 +25,9 @@ from typing import Optional
 
 from absl.testing import absltest
 
-MEDIAPIPE_REPOSITORY = "rules_ssd_tflite_mediapipe_tasks_vision"
+import testing
+
+MEDIAPIPE_REPOSITORY = testing.starlark_constants()["MEDIAPIPE_TASKS_VISION_REPOSITORY"]
 SECRET = b"outside the package: never served"
 IDLE_TIMEOUT = 10  # DemoHandler.timeout
 REQUEST_DEADLINE = 20  # DemoHandler.request_seconds

@@ -36,7 +36,7 @@ def model(target: str) -> str:
     return testing.model_file(target)
 
 
-def sidecar(target: str) -> dict:
+def model_contract(target: str) -> dict:
     with open(testing.model_file(target, "contract")) as metadata_file:
         return json.load(metadata_file)
 
@@ -55,7 +55,7 @@ class MediaPipeTest(parameterized.TestCase):
         self.assertIn(b"Synthetic checkpoint", metadata.description)
         (subgraph,) = metadata.subgraphMetadata
         (image,) = subgraph.inputTensorMetadata
-        expected = sidecar(target)["input"]
+        expected = model_contract(target)["input"]
         self.assertEqual(image.content.contentPropertiesType, metadata_schema.ContentProperties.ImageProperties)
         self.assertEqual(image.content.contentProperties.colorSpace, metadata_schema.ColorSpaceType.RGB)
         (unit,) = image.processUnits
@@ -79,7 +79,7 @@ class MediaPipeTest(parameterized.TestCase):
             (entry,) = packed.infolist()
             names = packed.read("labels.txt").decode().splitlines()
         self.assertEqual(entry.date_time, (1980, 1, 1, 0, 0, 0))  # reproducible bytes
-        self.assertLen(names, sidecar(target)["num_classes"])
+        self.assertLen(names, model_contract(target)["num_classes"])
         with open(testing.runfile(f"models/{target}_labels.txt")) as labels_file:
             self.assertEqual(names, labels_file.read().splitlines())
 

@@ -1,5 +1,6 @@
 """Every //models target is a working detect.tflite with the classic contract."""
 
+import ast
 import json
 from typing import Optional
 
@@ -15,7 +16,7 @@ from ssd_tflite import pipeline_config
 
 
 def activation_ranges(model: dict, spec: pipeline_config.ModelSpec) -> Optional[str]:
-    """Where a uint8 model's activation ranges come from, as its sidecar states it; None for a float one."""
+    """Where a uint8 model's activation ranges come from, as its contract states it; None for a float one."""
     if model["inference_type"] == "FLOAT":
         return None
     if spec.quantized:
@@ -36,6 +37,14 @@ def quantized(target: str) -> bool:
 
 
 class ModelContractTest(parameterized.TestCase):
+
+    def test_the_manifest_lists_every_model_of_the_package(self):
+        """model_manifest sees the models declared before it: it must be the last call of models/BUILD."""
+        with open(testing.runfile("models/BUILD")) as build_file:
+            calls = [statement.value.func.id for statement in ast.parse(build_file.read()).body
+                     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)]
+        self.assertEqual(calls[-1], "model_manifest", "models/BUILD: call model_manifest after every model")
+        self.assertEqual(calls.count("ssd_tflite_model"), len(testing.models()), "models/manifest.json misses models")
 
     @parameterized.parameters(*testing.models())
     def test_contract_and_inference(self, target):

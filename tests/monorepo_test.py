@@ -18,6 +18,7 @@ from absl.testing import absltest, parameterized
 from ai_edge_litert.interpreter import Interpreter
 
 import testing
+from ssd_tflite import checkpoint_files
 
 # repository -> a //models target built from its tarball (or, by default, from the synthetic checkpoint
 # that stands in for the tarball here): its first model without calibration, the quickest to build.
@@ -25,7 +26,8 @@ STAND_INS = {}
 for _name, _model in testing.models().items():
     if _model["zoo_repository"] and not _model["calibrated"]:
         STAND_INS.setdefault(_model["zoo_repository"], _name)
-CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config")
+CHECKPOINT_FILES = (checkpoint_files.INDEX_FILE, checkpoint_files.DATA_SHARD, checkpoint_files.STATE_FILE,
+                    checkpoint_files.CONFIG_FILE)
 # The host's model: the classic uint8 recipe on the served SSD MobileNet v1 tarball.
 DETECT_BUILD = """load("@rules_ssd_tflite//tools:defs.bzl", "ssd_tflite_graph", "ssd_tflite_model")
 

@@ -23,7 +23,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import postprocess_reference
 import testing
-from ssd_tflite import detection
+from ssd_tflite import detection, pipeline_config
 from ssd_tflite.images import load_image, resized_pixels
 
 # Not ssd_resnet50_fpn_calibrated_uint8_tflite: its synthetic weights feed the FPN smoothing layers
@@ -31,10 +31,16 @@ from ssd_tflite.images import load_image, resized_pixels
 # steps (measured layer by layer: <= 10 steps through the backbone, 255 after fpn/smoothing_2).
 # The half-step-per-layer bound assumes layers that do not amplify, which random weights break.
 AMPLIFYING = "ssd_resnet50_fpn_calibrated_uint8_tflite"
+
+
+def has_fake_quant_ranges(model: dict) -> bool:
+    """Whether the model's graph carries FakeQuant ranges: a quantization-aware checkpoint's, or calibrated."""
+    return model["calibrated"] or pipeline_config.read(testing.runfile(model["pipeline_config"])).quantized
+
+
 FLOAT_MODELS = tuple(name for name, model in testing.models().items() if model["inference_type"] == "FLOAT")
-# Quantization-aware checkpoints, and float ones calibrated on images: all have FakeQuant graphs.
 QUANTIZED_MODELS = tuple(name for name, model in testing.models().items()
-                         if model["inference_type"] == "QUANTIZED_UINT8" and not model["default_ranges"]
+                         if model["inference_type"] == "QUANTIZED_UINT8" and has_fake_quant_ranges(model)
                          and name != AMPLIFYING)
 IMAGES = ("chelsea.png", "coffee.png")
 RAW_OUTPUTS = ("raw_outputs/box_encodings:0", "raw_outputs/class_predictions:0", "anchors:0")

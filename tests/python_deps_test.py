@@ -1,8 +1,9 @@
 """py/BUILD's MODULES and TOOLS tables name exactly what each module and tool imports.
 
 The tables give every tool's action inputs (tools/python_toolchain.bzl's
-ssd_python_library): a missing dependency would fail an action with an
-ImportError, and a superfluous one would re-run actions for edits that cannot
+ssd_python_library): a missing dependency would fail a remote action with an
+ImportError (locally, Python finds the module beside the script's real path
+anyway), and a superfluous one would re-run actions for edits that cannot
 change their outputs. So both are read from the BUILD file (its tables are
 literals) and compared with the `from ssd_tflite import ...` statements of the
 sources, including imports inside functions, but not those under
@@ -27,6 +28,10 @@ def build_tables() -> tuple[dict[str, list[str]], dict[str, tuple[str, list[str]
     return tables["MODULES"], tables["TOOLS"]
 
 
+# Calls that import a module whose name the tables cannot see.
+DYNAMIC_IMPORTS = ("__import__", "importlib.import_module", "import_module", "importlib.__import__")
+
+
 def _runtime_nodes(node: ast.AST):
     """`node` and everything below it, except the bodies of `if TYPE_CHECKING:` (imports for type hints only)."""
     yield node
@@ -44,12 +49,18 @@ def imported_modules(path: str) -> list[str]:
         tree = ast.parse(source.read(), path)
     found = set()
     for node in _runtime_nodes(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "ssd_tflite":
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ssd_tflite."):
-            found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom):
+            # `from . import x` and `from .x import y` inside the package, as the absolute forms.
+            module = ("ssd_tflite." if node.level else "") + (node.module or "")
+            if module.rstrip(".") == "ssd_tflite":
+                found.update(alias.name for alias in node.names)
+            elif module.startswith("ssd_tflite."):
+                found.add(module.split(".")[1])
         elif isinstance(node, ast.Import):
             found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("ssd_tflite."))
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) in DYNAMIC_IMPORTS:
+            raise AssertionError(f"{path}:{node.lineno}: {ast.unparse(node.func)} hides a dependency from "
+                                 "py/BUILD's tables; import the module with an import statement")
     return sorted(found)
 
 
@@ -59,7 +70,9 @@ class PythonDepsTest(absltest.TestCase):
         modules, _ = build_tables()
         sources = {os.path.basename(path)[:-len(".py")]: path
                    for path in glob.glob(os.path.join(PY, "ssd_tflite", "*.py")) if not path.endswith("__init__.py")}
-        self.assertEqual(sorted(modules), sorted(sources), "py/BUILD's MODULES must name every ssd_tflite/*.py")
+        missing = {name: imported_modules(path) for name, path in sources.items() if name not in modules}
+        self.assertEqual(missing, {}, "py/BUILD's MODULES: add these entries (module: the modules it imports)")
+        self.assertEqual(sorted(set(modules) - set(sources)), [], "py/BUILD's MODULES: remove these, no such module")
         wrong = {name: imported_modules(path) for name, path in sources.items()
                  if imported_modules(path) != sorted(modules[name])}
         self.assertEqual(wrong, {}, "py/BUILD's MODULES: replace these entries by what the modules import")
@@ -76,8 +89,13 @@ class PythonDepsTest(absltest.TestCase):
         with open(path, "w") as sample:
             sample.write("from typing import TYPE_CHECKING\nfrom ssd_tflite import a, b\nimport ssd_tflite.c\n\n"
                          "if TYPE_CHECKING:\n    from ssd_tflite import hints\n\n"
-                         "def f():\n    from ssd_tflite.d import thing\n")
-        self.assertEqual(imported_modules(path), ["a", "b", "c", "d"])
+                         "def f():\n    from ssd_tflite.d import thing\n    from . import e\n"
+                         "    from .f import other\n")
+        self.assertEqual(imported_modules(path), ["a", "b", "c", "d", "e", "f"])
+        with open(path, "a") as sample:
+            sample.write("importlib.import_module('ssd_tflite.g')\n")
+        with self.assertRaisesRegex(AssertionError, "importlib.import_module hides a dependency"):
+            imported_modules(path)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@ def checked_normalization(mean: object, std: object, source: str) -> tuple[tuple
     """(mean, std) of an RGB input as three finite numbers each, std positive; InputError naming `source`."""
     values = []
     for name, given in (("mean", mean), ("std", std)):
-        try:
-            numbers = tuple(float(value) for value in given)
-        except (TypeError, ValueError):
-            raise InputError(f"{source}: {name} is {given!r}, not a list of 3 numbers (one per RGB channel)") from None
+        if not isinstance(given, (list, tuple)) or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) for value in given):
+            raise InputError(f"{source}: {name} is {given!r}, not a list of 3 numbers (one per RGB channel)")
+        numbers = tuple(float(value) for value in given)
         if len(numbers) != 3 or not all(math.isfinite(number) for number in numbers):
             raise InputError(f"{source}: {name} is {list(numbers)}, not 3 finite numbers (one per RGB channel)")
         values.append(numbers)
@@ -60,6 +60,9 @@ def checked_normalization(mean: object, std: object, source: str) -> tuple[tuple
 
 # The MobileNets' input: (2 / 255) * pixel - 1, i.e. [-1, 1].
 MINUS_ONE_TO_ONE = PixelNormalization((127.5,) * 3, (127.5,) * 3)
+# (pixel - 128) / 128: what TOCO's --mean_values=128 --std_values=128 make of a uint8 input, the classic
+# recipe's input for every model (and the graph's, with embed_input_normalization).
+TOCO_INPUT = PixelNormalization((128.0,) * 3, (128.0,) * 3)
 
 # require(condition, field path, value, why): unless `condition`, refuses the config (a ConfigError naming the
 # config file, the field and its value, and saying why).

@@ -30,7 +30,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ssd_tflite import detection, label_map
+from ssd_tflite import contract, detection, label_map
 from ssd_tflite.errors import InputError
 from ssd_tflite.images import load_image
 
@@ -193,7 +193,7 @@ def category_ids_by_class(labels: Sequence[str], image_set: ImageSet, model_path
     or if the images have no box of those categories to score the model on."""
     if not labels:
         raise InputError(f"{model_path}: the model has no labels (no embedded metadata, no "
-                         f"{os.path.splitext(model_path)[0]}_labels.txt) to match {image_set.annotations_path}'s "
+                         f"{os.path.splitext(model_path)[0]}{contract.LABELS_SUFFIX}) to match {image_set.annotations_path}'s "
                          "categories by name: write its class names into that file, one per line in class order")
     mapping = {index: image_set.category_ids[label] for index, label in enumerate(labels)
                if label != label_map.UNKNOWN_LABEL and label in image_set.category_ids}

@@ -151,6 +151,8 @@ def read(path: str) -> dict:
         raise InputError(f"{path}: cannot read the model contract: {error.strerror}") from None
     except ValueError as error:  # also UnicodeDecodeError
         raise InputError(f"{path}: not a model contract (JSON): {error}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a model contract: nested too deeply") from None
     if not isinstance(contract, dict) or not isinstance(contract.get("input"), dict):
         raise InputError(f"{path}: not a model contract: it has no `input` object")
     return contract
@@ -191,10 +193,12 @@ def check_model(contract: dict, contract_path: str, model: schema.ModelT, model_
         quantization = flatbuffer_model.quantization(tensor)
         if quantization is None:
             mismatches.append(f"its uint8 input has no quantization, the contract's is (q - {mean[0]:g}) / {std[0]:g}")
-        elif quantization.zero_point != mean[0] or not math.isclose(quantization.scale * std[0], 1.0,
-                                                                     rel_tol=_SCALE_TOLERANCE):
-            stored = f"(q - {quantization.zero_point}) / {1 / quantization.scale:g}"
-            mismatches.append(f"its uint8 input is read as {stored}, the contract's as (q - {mean[0]:g}) / {std[0]:g}")
+        elif any(quantization.zero_point != channel_mean or
+                 not math.isclose(quantization.scale * channel_std, 1.0, rel_tol=_SCALE_TOLERANCE)
+                 for channel_mean, channel_std in zip(mean, std)):
+            stored = f"(q - {quantization.zero_point}) / {1 / quantization.scale:g} in every channel"
+            mismatches.append(f"its uint8 input is read as {stored}, the contract's as (q - {list(mean)}) / "
+                              f"{list(std)}")
     if mismatches:
         raise InputError(f"{model_path} is not the model its contract {contract_path} describes: "
                          f"{'; '.join(mismatches)}. The converter did not do what the settings asked: a plugged "

@@ -8,6 +8,7 @@ Free of TensorFlow, so that the contract starts fast.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 from absl import flags
@@ -15,6 +16,11 @@ from absl import flags
 from ssd_tflite.errors import ConversionError
 
 INFERENCE_TYPES = ("FLOAT", "QUANTIZED_UINT8")
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _listed(values: tuple[float, ...]) -> str:
+    return ",".join(f"{value:g}" for value in values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +54,23 @@ class ConverterSettings:
                                                      or len(self.std_values) != len(self.input_arrays)):
             raise ConversionError("a QUANTIZED_UINT8 input needs one --mean_values and one --std_values "
                                   "per --input_arrays entry")
-        if any(std == 0 for std in self.std_values):
-            raise ConversionError("--std_values must not be 0")
+        for flag, values in (("mean_values", self.mean_values), ("std_values", self.std_values)):
+            if not all(math.isfinite(value) for value in values):
+                raise ConversionError(f"--{flag}={_listed(values)}: expected finite numbers")
+        if not all(std > 0 for std in self.std_values):
+            raise ConversionError(f"--std_values={_listed(self.std_values)}: each must be positive (uint8 steps "
+                                  "per real unit)")
+        if self.input_type == "QUANTIZED_UINT8" and not all(mean == int(mean) and 0 <= mean <= 255
+                                                            for mean in self.mean_values):
+            raise ConversionError(f"--mean_values={_listed(self.mean_values)}: a uint8 input's mean is its zero "
+                                  "point, an integer from 0 to 255")
+        if any(dim < 1 for shape in self.input_shapes for dim in shape):
+            raise ConversionError(f"--input_shapes: every dimension must be at least 1, got "
+                                  f"{':'.join(','.join(map(str, shape)) for shape in self.input_shapes)}")
+        if self.default_ranges is not None and not all(math.isfinite(end) and abs(end) <= FLOAT32_MAX
+                                                       for end in self.default_ranges):
+            raise ConversionError(f"--default_ranges_min={self.default_ranges[0]} and --default_ranges_max="
+                                  f"{self.default_ranges[1]}: expected finite float32 numbers")
         if self.ignore_weights_narrow_range and self.inference_type != "QUANTIZED_UINT8":
             raise ConversionError("--ignore_weights_narrow_range changes how weights are quantized: "
                                   "it needs --inference_type=QUANTIZED_UINT8")

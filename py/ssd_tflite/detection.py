@@ -19,11 +19,12 @@ import numpy as np
 from PIL import Image
 
 from ssd_tflite import bounded_run, contract, flatbuffer_model, label_map, tflite_metadata
+from ssd_tflite.architecture import TOCO_INPUT
 from ssd_tflite.errors import InputError
 from ssd_tflite.images import normalized_pixels, resized_pixels
 
-DEFAULT_MEAN = (128.0, 128.0, 128.0)
-DEFAULT_STD = (128.0, 128.0, 128.0)
+DEFAULT_MEAN = TOCO_INPUT.mean
+DEFAULT_STD = TOCO_INPUT.std
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,11 +13,9 @@ uint8 input of plain pixels) fits every model, ResNet50 FPN included.
 import numpy as np
 
 from ssd_tflite import architectures
-from ssd_tflite.architecture import PixelNormalization
+from ssd_tflite.architecture import TOCO_INPUT, PixelNormalization
 
-EMBEDDED_MEAN = 128.0
-EMBEDDED_STD = 128.0
-EMBEDDED_INPUT = PixelNormalization((EMBEDDED_MEAN,) * 3, (EMBEDDED_STD,) * 3)
+EMBEDDED_INPUT = TOCO_INPUT
 
 
 def graph_input(feature_extractor: str, embedded: bool) -> PixelNormalization:
@@ -29,5 +27,6 @@ def embedding_affine(feature_extractor: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (scale, offset) mapping (pixel - 128) / 128 to the extractor's own input."""
     target = architectures.BY_TYPE[feature_extractor].input_normalization
     mean, std = np.array(target.mean, np.float64), np.array(target.std, np.float64)
+    embedded_mean, embedded_std = np.array(EMBEDDED_INPUT.mean, np.float64), np.array(EMBEDDED_INPUT.std, np.float64)
     # pixel = 128 u + 128, so (pixel - mean) / std = (128 / std) u + (128 - mean) / std.
-    return (EMBEDDED_STD / std).astype(np.float32), ((EMBEDDED_MEAN - mean) / std).astype(np.float32)
+    return (embedded_std / std).astype(np.float32), ((embedded_mean - mean) / std).astype(np.float32)

@@ -43,9 +43,14 @@ def _run_fresh(script: str, arguments: list[str]) -> tuple[int, str]:
     with tempfile.NamedTemporaryFile("w", suffix=".params", encoding="utf-8") as params:
         params.write(params_file.text(arguments))
         params.flush()
-        result = subprocess.run([sys.executable, script, "@" + params.name], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, check=False)
-    return result.returncode, result.stdout.decode(errors="replace") if result.returncode else ""
+        # Not the worker's stdin: that is the stream of WorkRequests.
+        result = subprocess.run([sys.executable, script, "@" + params.name], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    output = result.stdout.decode(errors="replace") if result.returncode else ""
+    if result.returncode < 0:
+        output += f"{os.path.basename(script)}: killed by signal {-result.returncode}\n"
+        return 1, output
+    return result.returncode, output
 
 
 def serve(script: str, tool: str, run_request: RunRequest) -> int:

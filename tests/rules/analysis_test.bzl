@@ -49,14 +49,21 @@ def _model_test_impl(ctx):
         if flag not in contract_argv:
             errors.append("the contract does not get the converter's {}: {}".format(flag, contract_argv))
 
-    # With embedded metadata (the default) the converter's output goes through the metadata action.
-    final = actions.get("SsdTfliteMetadata") or convert
-    if info.tflite not in final.outputs.to_list():
-        errors.append("{} does not write {}".format(final.mnemonic, info.tflite.short_path))
-    if "SsdTfliteMetadata" in actions and convert.outputs.to_list()[0] not in actions["SsdTfliteMetadata"].inputs.to_list():
-        errors.append("SsdTfliteMetadata does not read the converter's output")
-    if "SsdTfliteMetadata" in actions and info.contract not in actions["SsdTfliteMetadata"].inputs.to_list():
-        errors.append("SsdTfliteMetadata does not read the contract " + info.contract.short_path)
+    # The converter's output goes through the action that checks it against the contract, and embeds
+    # metadata (the default) or not.
+    final = actions.get("SsdTfliteMetadata") or actions.get("SsdModelCheck")
+    if not final:
+        errors.append("no action checks the converted model against its contract")
+    else:
+        if info.tflite not in final.outputs.to_list():
+            errors.append("{} does not write {}".format(final.mnemonic, info.tflite.short_path))
+        if convert.outputs.to_list()[0] not in final.inputs.to_list():
+            errors.append(final.mnemonic + " does not read the converter's output")
+        if info.contract not in final.inputs.to_list():
+            errors.append("{} does not read the contract {}".format(final.mnemonic, info.contract.short_path))
+        embed = "--embed_metadata=" + ("true" if final.mnemonic == "SsdTfliteMetadata" else "false")
+        if embed not in final.argv:
+            errors.append("{} lacks {}: {}".format(final.mnemonic, embed, final.argv))
     return _result(errors)
 
 model_test = rule(

@@ -81,7 +81,9 @@ def _convert_action(ctx, graph, tflite):
     )
 
 def _metadata_action(ctx, graph, converted, labels, contract, tflite):
+    """Checks the converted model against its contract, then writes it with metadata embedded (or as it is)."""
     args = ctx.actions.args()
+    args.add("--embed_metadata=" + _bool(ctx.attr.embed_metadata))
     args.add("--input_file", converted)
     args.add("--output_file", tflite)
     args.add("--labels", labels)
@@ -98,8 +100,8 @@ def _metadata_action(ctx, graph, converted, labels, contract, tflite):
         args,
         inputs = depset([converted, labels, contract]),
         outputs = [tflite],
-        mnemonic = "SsdTfliteMetadata",
-        progress_message = "Embedding TFLite metadata in %s" % ctx.label,
+        mnemonic = "SsdTfliteMetadata" if ctx.attr.embed_metadata else "SsdModelCheck",
+        progress_message = ("Embedding TFLite metadata in %s" if ctx.attr.embed_metadata else "Checking %s against its model contract") % ctx.label,
     )
 
 # The converter flags that converter_args may not give, and what to use instead: the rule sets them from
@@ -134,6 +136,9 @@ _RULE_FLAGS = {
     "allow_custom_ops": "set allow_custom_ops",
     "ignore_weights_narrow_range": "set ignore_weights_narrow_range",
     "arrays_extra_info_file": "set input_shape and default_ranges",
+    "batch_size": "the rule converts a batch of one image",
+    "variable_batch": "the rule converts a batch of one image",
+    "rnn_states": "the rule converts the exported graph's input",
     "model_flags_file": "set each of its flags by its attribute",
     "flagfile": "give the flags themselves in converter_args",
 }
@@ -152,7 +157,7 @@ def _check_converter_args(converter_args):
 
 def _is_number(text):
     """Whether `text` reads as a decimal number (Starlark here has no float parsing)."""
-    digits = text.lstrip("+-")
+    digits = text[1:] if text[:1] in ("+", "-") else text
     return digits != "" and digits.count(".") <= 1 and digits.replace(".", "").isdigit()
 
 def _validate_attributes(ctx, graph):
@@ -161,15 +166,18 @@ def _validate_attributes(ctx, graph):
         value = getattr(ctx.attr, name)
         if not _is_number(value):
             fail("{} must be a number, got '{}'".format(name, value), attr = name)
-    if ctx.attr.std_value.lstrip("+-").replace(".", "").replace("0", "") == "":
-        fail("std_value must not be 0", attr = "std_value")
+    if ctx.attr.std_value.startswith("-") or ctx.attr.std_value.lstrip("+").replace(".", "").replace("0", "") == "":
+        fail("std_value must be positive (uint8 steps per real unit), got '{}'".format(ctx.attr.std_value), attr = "std_value")
+    mean = ctx.attr.mean_value.lstrip("+")
+    if _inference_type(ctx, graph) == "QUANTIZED_UINT8" and not (mean.isdigit() and int(mean) <= 255):
+        fail("mean_value is a uint8 input's zero point, an integer from 0 to 255; got '{}'".format(ctx.attr.mean_value), attr = "mean_value")
     for value in ctx.attr.default_ranges:
         if not _is_number(value):
             fail("default_ranges takes two numbers, [min, max]; got '{}'".format(value), attr = "default_ranges")
     if ctx.attr.default_ranges and len(ctx.attr.default_ranges) != 2:
         fail("default_ranges takes [min, max]", attr = "default_ranges")
     if ctx.attr.input_shape and (len(ctx.attr.input_shape) != 4 or ctx.attr.input_shape[0] != 1 or
-                                 ctx.attr.input_shape[3] != 3):
+                                 ctx.attr.input_shape[3] != 3 or min(ctx.attr.input_shape) < 1):
         fail("input_shape is [1, height, width, 3], got {}".format(ctx.attr.input_shape), attr = "input_shape")
     if graph.calibrated:
         if ctx.attr.inference_type == "FLOAT":
@@ -194,12 +202,9 @@ def _ssd_tflite_model_impl(ctx):
     labels = ctx.actions.declare_file(ctx.label.name + LABELS_SUFFIX)
     contract = ctx.actions.declare_file(ctx.label.name + CONTRACT_SUFFIX)
     _contract_action(ctx, graph, contract, labels)
-    if ctx.attr.embed_metadata:
-        converted = ctx.actions.declare_file(ctx.label.name + "_converted.tflite")
-        _convert_action(ctx, graph, converted)
-        _metadata_action(ctx, graph, converted, labels, contract, tflite)
-    else:
-        _convert_action(ctx, graph, tflite)
+    converted = ctx.actions.declare_file(ctx.label.name + "_converted.tflite")
+    _convert_action(ctx, graph, converted)
+    _metadata_action(ctx, graph, converted, labels, contract, tflite)
     files = [tflite, graph.graph, labels, contract]
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
@@ -272,7 +277,8 @@ what the contract says. Outputs `<name>.tflite`, `<name>_labels.txt` and
         "embed_metadata": attr.bool(
             default = True,
             doc = "Embed TFLite Model Metadata (input normalization, the four outputs, the labels file), which " +
-                  "MediaPipe Tasks' ObjectDetector requires. False leaves the converter's output as it is.",
+                  "MediaPipe Tasks' ObjectDetector requires. False writes the converter's output as it is. Either " +
+                  "way the converted model is first checked to be what its contract describes.",
         ),
         "model_version": attr.string(default = "1", doc = "Version recorded in the embedded metadata."),
         "_contract": attr.label(default = "//py:contract_tool", cfg = "exec"),
