@@ -16,7 +16,8 @@ from absl import flags
 from ssd_tflite.errors import ConversionError
 
 INFERENCE_TYPES = ("FLOAT", "QUANTIZED_UINT8")
-FLOAT32_MAX = 3.4028234663852886e38
+# The largest float32, plus half a step: what rounds to a finite float32.
+FLOAT32_LIMIT = 3.4028235677973366e38
 
 
 def _listed(values: tuple[float, ...]) -> str:
@@ -67,7 +68,7 @@ class ConverterSettings:
         if any(dim < 1 for shape in self.input_shapes for dim in shape):
             raise ConversionError(f"--input_shapes: every dimension must be at least 1, got "
                                   f"{':'.join(','.join(map(str, shape)) for shape in self.input_shapes)}")
-        if self.default_ranges is not None and not all(math.isfinite(end) and abs(end) <= FLOAT32_MAX
+        if self.default_ranges is not None and not all(math.isfinite(end) and abs(end) < FLOAT32_LIMIT
                                                        for end in self.default_ranges):
             raise ConversionError(f"--default_ranges_min={self.default_ranges[0]} and --default_ranges_max="
                                   f"{self.default_ranges[1]}: expected finite float32 numbers")

@@ -168,8 +168,10 @@ def _validate_attributes(ctx, graph):
             fail("{} must be a number, got '{}'".format(name, value), attr = name)
     if ctx.attr.std_value.startswith("-") or ctx.attr.std_value.lstrip("+").replace(".", "").replace("0", "") == "":
         fail("std_value must be positive (uint8 steps per real unit), got '{}'".format(ctx.attr.std_value), attr = "std_value")
-    mean = ctx.attr.mean_value.lstrip("+")
-    if _inference_type(ctx, graph) == "QUANTIZED_UINT8" and not (mean.isdigit() and int(mean) <= 255):
+    whole, _, fraction = ctx.attr.mean_value.lstrip("+").partition(".")
+    if _inference_type(ctx, graph) == "QUANTIZED_UINT8" and not (
+        whole.isdigit() and int(whole) <= 255 and fraction.replace("0", "") == ""
+    ):
         fail("mean_value is a uint8 input's zero point, an integer from 0 to 255; got '{}'".format(ctx.attr.mean_value), attr = "mean_value")
     for value in ctx.attr.default_ranges:
         if not _is_number(value):
