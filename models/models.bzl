@@ -22,9 +22,15 @@ def zoo_checkpoint(name, pipeline_config):
     )
 
 def _model_manifest_impl(ctx):
-    # A graph's checkpoint is the synthetic stand-in by default, the tarball's @<repository> with --config=zoo.
-    repository_of = {checkpoint.label: repository for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints)}
-    repository_of.update({Label("@{}//:checkpoint".format(repository)): repository for repository in ctx.attr.zoo_repositories})
+    repository_of = {}
+    checkpoints = {}
+    runfiles = []
+    for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints):
+        # A graph's checkpoint is the synthetic stand-in by default, the tarball's @<repository> with --config=zoo.
+        repository_of[checkpoint.label] = repository
+        repository_of[Label("@{}//:checkpoint".format(repository))] = repository
+        checkpoints[repository] = checkpoint[SsdCheckpointInfo].index.short_path[:-len(".index")]
+        runfiles.append(checkpoint[DefaultInfo].default_runfiles)
     graph_of = {}
     for graph, model_names in ctx.attr.graphs.items():
         for model_name in model_names.split(","):
@@ -50,15 +56,12 @@ def _model_manifest_impl(ctx):
             zoo_repository = repository_of.get(graph_info.checkpoint, ""),
         ))
         files += [info.tflite, info.labels, info.contract, info.graph, graph_info.pipeline_config]
-    checkpoints = {}
-    for repository, checkpoint in zip(ctx.attr.zoo_repositories, ctx.attr.synthetic_checkpoints):
-        checkpoints[repository] = checkpoint[SsdCheckpointInfo].index.short_path[:-len(".index")]
     manifest = ctx.actions.declare_file(ctx.label.name + ".json")
     ctx.actions.write(manifest, json.encode_indent(struct(models = models, synthetic_zoo_checkpoints = checkpoints)) + "\n")
-    runfiles = ctx.runfiles(files = [manifest] + files)
-    for checkpoint in ctx.attr.synthetic_checkpoints:
-        runfiles = runfiles.merge(checkpoint[DefaultInfo].default_runfiles)
-    return [DefaultInfo(files = depset([manifest]), runfiles = runfiles)]
+    merged = ctx.runfiles(files = [manifest] + files)
+    for checkpoint_runfiles in runfiles:
+        merged = merged.merge(checkpoint_runfiles)
+    return [DefaultInfo(files = depset([manifest]), runfiles = merged)]
 
 _model_manifest = rule(
     implementation = _model_manifest_impl,

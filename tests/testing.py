@@ -33,6 +33,12 @@ def runfile(path: str) -> str:
 
 
 @functools.cache
+def _manifest() -> dict:
+    with open(runfile("models/manifest.json")) as manifest:
+        return json.load(manifest)
+
+
+@functools.cache
 def models() -> dict[str, dict]:
     """name -> entry of every //models model, from models/manifest.json (models/models.bzl's model_manifest).
 
@@ -40,14 +46,12 @@ def models() -> dict[str, dict]:
     "graph", "pipeline_config"), its "inference_type", whether its graph is "calibrated", its
     "default_ranges", and the "zoo_repository" its checkpoint comes from.
     """
-    with open(runfile("models/manifest.json")) as manifest:
-        return {model["name"]: model for model in json.load(manifest)["models"]}
+    return {model["name"]: model for model in _manifest()["models"]}
 
 
 def synthetic_zoo_checkpoints() -> dict[str, str]:
     """Model-zoo repository -> the workspace-relative prefix of the synthetic checkpoint standing in for it."""
-    with open(runfile("models/manifest.json")) as manifest:
-        return json.load(manifest)["synthetic_zoo_checkpoints"]
+    return _manifest()["synthetic_zoo_checkpoints"]
 
 
 def model_file(target: str, kind: str = "tflite") -> str:

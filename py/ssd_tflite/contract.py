@@ -32,7 +32,6 @@ OUTPUT_DESCRIPTIONS = ("boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax), n
                        "scores [1, max_detections]",
                        "count [1], valid detections")
 INPUT_DTYPES = {"FLOAT": "float32", "QUANTIZED_UINT8": "uint8"}  # by the input's inference type
-_MODEL_TYPES = {"float32": schema.TensorType.FLOAT32, "uint8": schema.TensorType.UINT8}
 # A uint8 input's std is stored as a float32 scale, 1 / std.
 _SCALE_TOLERANCE = 1e-6
 
@@ -170,12 +169,12 @@ def _names(subgraph: schema.SubGraphT, tensors: Sequence[int]) -> list[str]:
 
 def check_model(contract: dict, contract_path: str, model: schema.ModelT, model_path: str) -> None:
     """Refuses a model whose input and outputs are not the ones its contract describes."""
-    flatbuffer_model.image_input(model, model_path)  # one image input, four outputs
+    _, _, image_type = flatbuffer_model.image_input(model, model_path)  # one image input, four outputs
     subgraph = model.subgraphs[0]
     tensor = subgraph.tensors[subgraph.inputs[0]]
     described = contract["input"]
     found = {"name": flatbuffer_model.tensor_name(tensor), "shape": [int(dim) for dim in tensor.shape],
-             "dtype": next((dtype for dtype, code in _MODEL_TYPES.items() if code == tensor.type), tensor.type)}
+             "dtype": image_type.__name__}
     mismatches = [f"its input {key} is {found[key]!r}, the contract's {described.get(key)!r}"
                   for key in ("name", "shape", "dtype") if found[key] != described.get(key)]
     outputs = _names(subgraph, subgraph.outputs)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable
 
 from google.protobuf.message import Message
 
-from ssd_tflite.architecture import Require
+from ssd_tflite.architecture import (CONVOLUTIONAL_BOX_PREDICTOR, MINUS_ONE_TO_ONE, SSD_ANCHOR_GENERATOR, Architecture,
+                                     FeatureExtractor, Require)
 from ssd_tflite.model_spec import SsdAnchors
 
 if TYPE_CHECKING:  # types only: see `architecture`
@@ -47,3 +48,17 @@ def check_anchor_layers(extractor: Message, anchors: SsdAnchors, require: Requir
     """A MobileNet SSD's `check_anchors`: one ssd_anchor_generator layer per feature map."""
     require(anchors.num_layers == FEATURE_MAP_COUNT, "model.ssd.anchor_generator.ssd_anchor_generator.num_layers",
             anchors.num_layers, f"{extractor.type} yields {FEATURE_MAP_COUNT} feature maps, one anchor layer each")
+
+
+def mobilenet_architecture(type_name: str, extract_features: FeatureExtractor) -> Architecture:
+    """An SSD MobileNet: [-1, 1] input, convolutional box predictor, six ssd_anchor_generator layers,
+    quantization-aware training supported; only the backbone (`extract_features`) differs."""
+    return Architecture(
+        types=(type_name,),
+        extract_features=extract_features,
+        input_normalization=MINUS_ONE_TO_ONE,
+        box_predictor=CONVOLUTIONAL_BOX_PREDICTOR,
+        anchor_generator=SSD_ANCHOR_GENERATOR,
+        check_anchors=check_anchor_layers,
+        quantization_aware=True,
+    )

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ssd_tflite.architecture import CONVOLUTIONAL_BOX_PREDICTOR, MINUS_ONE_TO_ONE, SSD_ANCHOR_GENERATOR, Architecture
-from ssd_tflite.feature_maps import check_anchor_layers, extra_feature_maps
+from ssd_tflite.feature_maps import extra_feature_maps, mobilenet_architecture
 from ssd_tflite.model_spec import FeatureExtractorSpec
 
 if TYPE_CHECKING:  # types only: see `architecture`
@@ -65,12 +64,4 @@ def extract_features(builder: LayerBuilder, images: tf.Tensor, spec: FeatureExtr
     return feature_maps + extra_feature_maps(builder, net, SCOPE, "layer_19", depth, spec.use_depthwise)
 
 
-ARCHITECTURE = Architecture(
-    types=(TYPE,),
-    extract_features=extract_features,
-    input_normalization=MINUS_ONE_TO_ONE,
-    box_predictor=CONVOLUTIONAL_BOX_PREDICTOR,
-    anchor_generator=SSD_ANCHOR_GENERATOR,
-    check_anchors=check_anchor_layers,
-    quantization_aware=True,
-)
+ARCHITECTURE = mobilenet_architecture(TYPE, extract_features)
