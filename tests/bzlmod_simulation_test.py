@@ -22,7 +22,7 @@ from typing import Any, Optional
 import starlark
 from absl.testing import absltest
 
-REPOSITORY = "rules_ssd_tflite"
+from starlark_sources import REPOSITORY, file_of_label, source_root
 # Bazel 8 in WORKSPACE mode: a released Bazel, so no Bazel-4 stand-ins are declared.
 WORKSPACE_BAZEL_VERSION = "8.0.0"
 GLOBALS = starlark.Globals.extended_by([starlark.LibraryExtension.StructType, starlark.LibraryExtension.Print])
@@ -116,13 +116,6 @@ def register_toolchains(*toolchains, dev_dependency = False):
 '''
 
 
-def source_root() -> str:
-    """This repository's files: the test's runfiles under Bazel, else the source tree."""
-    if "TEST_SRCDIR" in os.environ:
-        return os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 class Simulation:
     """One evaluation: loads .bzl files as Bazel would, and records every declaration."""
 
@@ -168,12 +161,10 @@ class Simulation:
     @staticmethod
     def path(label: str, package: str) -> str:
         """The file of a label in this repository (`//pkg:file.bzl`, `:file.bzl` relative to `package`)."""
-        if label.startswith(":"):
-            label = package.rstrip("/") + label
-        match = re.fullmatch(r"(?:@{0})?//([\w/]*):([\w./]+)".format(REPOSITORY), label)
-        if not match:
+        path = file_of_label(label, package[len("//"):])
+        if path is None:
             raise AssertionError(f"cannot load {label}: not a file of this repository")
-        return os.path.join(match.group(1), match.group(2))
+        return path
 
     def run(self, name: str, source: str, variables: Optional[dict] = None) -> None:
         """Evaluates `source` (loads allowed) with Bazel's API and `variables` as globals."""

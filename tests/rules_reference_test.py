@@ -23,7 +23,8 @@ from typing import Any, NamedTuple, Optional
 import starlark
 from absl.testing import absltest
 
-REPOSITORY = "rules_ssd_tflite"
+from starlark_sources import file_of_label, read_source
+
 PUBLIC_FILES = ("tools/defs.bzl", "tools/extensions.bzl", "tools/python_toolchain.bzl", "tools/repositories.bzl")
 REFERENCE = "docs/rules.md"
 GLOBALS = starlark.Globals.extended_by([starlark.LibraryExtension.StructType, starlark.LibraryExtension.Json,
@@ -85,31 +86,6 @@ def _describe(value):
         return value
     return {"kind": "constant"}
 '''
-
-
-def source_root() -> str:
-    """This repository's files: the test's runfiles under Bazel, else the source tree."""
-    if "TEST_SRCDIR" in os.environ:
-        return os.path.join(os.environ["TEST_SRCDIR"], os.environ.get("TEST_WORKSPACE", REPOSITORY))
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def read_source(path: str) -> str:
-    with open(os.path.join(source_root(), path)) as source:
-        return source.read()
-
-
-def file_of_label(label: str, package: str) -> Optional[str]:
-    """The repository path of a .bzl label of this repository, or None for another repository's."""
-    if label.startswith("@"):
-        repository, _, label = label[1:].partition("//")
-        if repository.lstrip("@") != REPOSITORY:
-            return None
-        label = "//" + label
-    if label.startswith(":"):
-        return os.path.join(package, label[1:])
-    folder, _, name = label[2:].partition(":")
-    return os.path.join(folder, name)
 
 
 def top_level_names(tree: ast.Module) -> list[str]:
